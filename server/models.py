@@ -1,0 +1,236 @@
+"""Tables and the API schemas built on them. A table model is never a response schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import field_validator as validator
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+TITLE_MAX = 500
+DESCRIPTION_MAX = 10_000
+TAG_MAX = 40
+TAGS_MAX = 20
+MESSAGE_MAX = 8_000
+OWNER_MAX = 255
+
+PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """timestamptz on Postgres; on SQLite, which keeps no offset, UTC in and UTC out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return to_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+class Priority(StrEnum):
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def from_rank(cls, rank: int) -> Priority:
+        return _PRIORITY_BY_RANK[rank]
+
+
+_PRIORITY_RANK = {Priority.none: 0, Priority.low: 1, Priority.medium: 2, Priority.high: 3}
+_PRIORITY_BY_RANK = {rank: priority for priority, rank in _PRIORITY_RANK.items()}
+
+
+# ---------------------------------------------------------------- tables
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # One user's listing, newest first, and the keyset cursor (created_at, id).
+        Index("ix_tasks_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_tasks_owner_completed_created", "owner_id", "completed", "created_at", "id"),
+        Index("ix_tasks_owner_due", "owner_id", "due", "id"),
+        Index("ix_tasks_owner_priority", "owner_id", "priority", "id"),
+        # Never hand out a deleted task's id again (SQLite reuses the highest rowid otherwise).
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
+    title: str = SQLField(sa_column=Column(String(TITLE_MAX), nullable=False))
+    description: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
+    completed: bool = SQLField(default=False, nullable=False)
+    completed_at: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    # Stored as a rank (0 none .. 3 high) so that sorting and keyset cursors are plain integers.
+    priority: int = SQLField(default=0, sa_column=Column(SmallInteger, nullable=False))
+    due: datetime | None = SQLField(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    tags: list[str] = SQLField(default_factory=list, sa_column=Column(PortableJSON, nullable=False))
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_owner_updated", "owner_id", "updated_at", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
+    title: str = SQLField(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_id", "conversation_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    conversation_id: int = SQLField(
+        sa_column=Column(
+            Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
+    role: str = SQLField(sa_column=Column(String(16), nullable=False))
+    content: str = SQLField(sa_column=Column(Text, nullable=False))
+    tool_calls: list[dict[str, Any]] = SQLField(
+        default_factory=list, sa_column=Column(PortableJSON, nullable=False)
+    )
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+# ---------------------------------------------------------------- task schemas
+
+
+def _normalize_tags(tags: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag.lower(), None)
+    return list(seen)
+
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
+Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX), AfterValidator(_normalize_tags)]
+Due = Annotated[AwareDatetime, AfterValidator(to_utc)]
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title
+    description: Description | None = None
+    priority: Priority = Priority.none
+    due: Due | None = None
+    tags: Tags = []
+
+
+class TaskReplace(TaskCreate):
+    """PUT body: every field is set; what is left out goes back to its default."""
+
+    completed: bool = False
+
+
+class TaskUpdate(BaseModel):
+    """PATCH body: only the fields sent change; `null` clears description and due."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    description: Description | None = None
+    priority: Priority | None = None
+    due: Due | None = None
+    tags: Tags | None = None
+    completed: bool | None = None
+
+    @validator("title", "priority", "tags", "completed", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Explicit null for a required column is an error, not "leave unchanged".
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+
+class TaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    description: str | None
+    completed: bool
+    completed_at: datetime | None
+    priority: Priority
+    due: datetime | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @validator("priority", mode="before")
+    @classmethod
+    def _from_rank(cls, value: Any) -> Any:
+        return Priority.from_rank(value) if isinstance(value, int) else value
+
+
+class TasksPublic(BaseModel):
+    data: list[TaskPublic]
+    count: int
+    next_cursor: str | None

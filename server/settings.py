@@ -1,0 +1,105 @@
+"""Configuration from the environment and `.env` (every field is listed in `.env.example`)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-here"}
+MIN_SECRET_LENGTH = 32
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".todo-chat")
+    database_url: str = ""
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    log_level: str = "INFO"
+
+    # Auth
+    better_auth_secret: str = ""
+    jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+    # HTTP
+    cors_origins: Annotated[list[str], NoDecode] = []
+    public_url: str = "http://127.0.0.1:8000"
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = [
+        "127.0.0.1:*",
+        "localhost:*",
+        "[::1]:*",
+    ]
+    default_timezone: str = "UTC"
+
+    # Agent
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    agent_model: str = "gpt-5-mini"
+    agent_timeout: float = Field(default=60.0, gt=0)
+    agent_tracing: bool = False
+    chat_history_messages: int = Field(default=20, ge=0, le=500)
+
+    # Rate limits (limits-library syntax, several separated by ";")
+    rate_limit_enabled: bool = True
+    rate_limit_storage_uri: str = "memory://"
+    rate_limit_chat: str = "20/minute;500/day"
+    rate_limit_rest: str = "120/minute"
+    rate_limit_mcp: str = "120/minute"
+    rate_limit_anonymous: str = "30/minute"
+
+    _split = field_validator("cors_origins", "mcp_allowed_hosts", mode="before")(_split_csv)
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'todo-chat.db'}"
+        return self
+
+    @property
+    def agent_provider(self) -> Literal["openai", "openai-compatible", "offline"]:
+        if self.openai_base_url:
+            return "openai-compatible"
+        if self.openai_api_key:
+            return "openai"
+        return "offline"
+
+    def check_production(self) -> None:
+        """Refuse to run in production on a missing or placeholder secret."""
+        if self.environment != "production":
+            return
+        secret = self.better_auth_secret
+        if not self.jwks_url and (
+            secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
+        ):
+            raise SystemExit(
+                "ENVIRONMENT=production needs BETTER_AUTH_SECRET (at least "
+                f"{MIN_SECRET_LENGTH} characters, not a placeholder) or JWKS_URL."
+            )
+
+    def with_dev_secret(self) -> Settings:
+        """In development, make up a signing secret once and keep it in the data dir.
+
+        Keeping it on disk means tokens issued by `todo-chat token` survive a restart.
+        """
+        if self.better_auth_secret or self.environment == "production":
+            return self
+        path = self.data_dir / "dev-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return self.model_copy(update={"better_auth_secret": path.read_text().strip()})

@@ -1,0 +1,100 @@
+"""Configuration and the database URLs people paste."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from server.database import create_engine, parse_database_url
+from server.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u:p@host/db", "postgresql+asyncpg://u:p@host/db"),
+        ("postgresql://u:p@host:5433/db", "postgresql+asyncpg://u:p@host:5433/db"),
+        ("postgresql+asyncpg://u:p@host/db", "postgresql+asyncpg://u:p@host/db"),
+        (
+            "postgresql://neondb_owner:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb"
+            "?sslmode=require&channel_binding=require",
+            "postgresql+asyncpg://neondb_owner:pw@ep-cool-darkness-123456.us-east-2.aws.neon.tech"
+            "/neondb?ssl=require",
+        ),
+        ("sqlite:///./data/x.db", "sqlite+aiosqlite:///./data/x.db"),
+    ],
+)
+def test_urls_are_translated_for_the_async_drivers(raw: str, expected: str) -> None:
+    parsed = parse_database_url(raw)
+    assert parsed.url.render_as_string(hide_password=False) == expected
+
+
+def test_neon_pooled_endpoint_turns_the_statement_cache_off() -> None:
+    pooled = parse_database_url(
+        "postgresql://u:p@ep-x-123-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require"
+    )
+    assert pooled.url.query == {"ssl": "require"}
+    assert pooled.connect_args["statement_cache_size"] == 0
+    assert pooled.connect_args["prepared_statement_cache_size"] == 0
+    names = {pooled.connect_args["prepared_statement_name_func"]() for _ in range(3)}
+    assert len(names) == 3
+    direct = parse_database_url("postgresql://u:p@ep-x-123.eu-central-1.aws.neon.tech/neondb")
+    assert direct.connect_args == {}
+
+
+def test_pgbouncer_flag_and_connect_timeout() -> None:
+    parsed = parse_database_url("postgres://u@h/db?pgbouncer=true&connect_timeout=7")
+    assert parsed.connect_args["statement_cache_size"] == 0
+    assert parsed.connect_args["timeout"] == 7.0
+    assert "pgbouncer" not in parsed.url.query
+
+
+def test_unknown_scheme_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        parse_database_url("mysql://u@h/db")
+
+
+async def test_translated_url_really_connects(database_url: str) -> None:
+    engine = create_engine(database_url.replace("postgresql+asyncpg://", "postgres://"))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    await engine.dispose()
+
+
+def test_default_database_is_a_local_sqlite_file(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'todo-chat.db'}"
+    assert settings.agent_provider == "offline"
+
+
+def test_lists_come_from_comma_separated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "http://localhost:3000, https://app.example")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.cors_origins == ["http://localhost:3000", "https://app.example"]
+
+
+def test_dev_secret_is_made_once_and_kept(tmp_path: Path) -> None:
+    first = Settings(_env_file=None, data_dir=tmp_path).with_dev_secret()  # type: ignore[call-arg]
+    second = Settings(_env_file=None, data_dir=tmp_path).with_dev_secret()  # type: ignore[call-arg]
+    assert len(first.better_auth_secret) >= 32
+    assert first.better_auth_secret == second.better_auth_secret
+    assert (tmp_path / "dev-secret").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("secret", ["", "change-me", "short"])
+def test_production_refuses_a_missing_or_placeholder_secret(secret: str) -> None:
+    settings = Settings(_env_file=None, environment="production", better_auth_secret=secret)  # type: ignore[call-arg]
+    with pytest.raises(SystemExit, match="BETTER_AUTH_SECRET"):
+        settings.check_production()
+    assert settings.with_dev_secret().better_auth_secret == secret, (
+        "no made-up secret in production"
+    )
+
+
+def test_production_accepts_a_real_secret_or_jwks() -> None:
+    Settings(
+        _env_file=None, environment="production", better_auth_secret="s" * 40
+    ).check_production()  # type: ignore[call-arg]
+    Settings(_env_file=None, environment="production", jwks_url="https://a/jwks").check_production()  # type: ignore[call-arg]

@@ -1,0 +1,133 @@
+"""JWT verification: Better Auth's shared secret (HS*) or asymmetric keys from a JWKS URL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+
+from server.errors import Unauthorized
+from server.models import OWNER_MAX
+from server.settings import Settings
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256"})
+
+
+class JWKSCache:
+    """The issuer's key set, fetched lazily, refreshed when stale or on an unknown `kid`.
+
+    Refetches on unknown ids are spaced by `min_refresh_seconds`, so a stream of tokens with
+    made-up `kid`s cannot turn this server into a load generator against the issuer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx.AsyncClient,
+        *,
+        ttl_seconds: float = 600,
+        min_refresh_seconds: float = 30,
+    ) -> None:
+        self.url = url
+        self._client = client
+        self._ttl = ttl_seconds
+        self._min_refresh = min_refresh_seconds
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
+        now = time.monotonic()
+        if now - self._fetched_at > self._ttl:
+            await self._refresh(force=True)
+        key = self._lookup(kid)
+        if key is None and await self._refresh(force=False):
+            key = self._lookup(kid)
+        if key is None:
+            raise Unauthorized("token signed with an unknown key")
+        return key
+
+    def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
+        return self._keys.get(kid)
+
+    async def _refresh(self, *, force: bool) -> bool:
+        async with self._lock:
+            if not force and time.monotonic() - self._fetched_at < self._min_refresh:
+                return False
+            self._fetched_at = time.monotonic()
+            try:
+                response = await self._client.get(self.url, timeout=5)
+                response.raise_for_status()
+                key_set = jwt.PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                # Keep serving with the keys we had; the next refresh may work.
+                if self._keys:
+                    return False
+                raise Unauthorized("signing keys are unavailable") from exc
+            self._keys = {key.key_id: key for key in key_set.keys}
+            return True
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+        self._secret = settings.better_auth_secret
+        self._issuer = settings.jwt_issuer or None
+        self._audience = settings.jwt_audience or None
+        self._leeway = timedelta(seconds=settings.jwt_leeway_seconds)
+        self._client = client or httpx.AsyncClient()
+        self._jwks = JWKSCache(settings.jwks_url, self._client) if settings.jwks_url else None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the verified claims, or raise Unauthorized saying what is wrong."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("malformed token") from exc
+        algorithm = header.get("alg")
+        key: Any
+        if algorithm in HMAC_ALGORITHMS and self._secret:
+            key = self._secret
+        elif algorithm in ASYMMETRIC_ALGORITHMS and self._jwks is not None:
+            # A PyJWK is bound to its own algorithm: PyJWT refuses a token whose header says
+            # otherwise, which closes the HS/RS confusion on this path.
+            key = await self._jwks.key_for(header.get("kid"))
+        else:
+            raise Unauthorized(f"token algorithm {algorithm!r} is not accepted")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                leeway=self._leeway,
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "sub"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token has expired") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"token has no {exc.claim!r} claim") from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            # TypeError/ValueError: a key of the wrong family for the algorithm.
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > OWNER_MAX:
+            raise Unauthorized("token subject is not a valid user id")
+        return claims
+
+
+def issue_token(secret: str, user_id: str, *, ttl: timedelta, **claims: Any) -> str:
+    """An HS256 token as Better Auth would sign it with the shared secret."""
+    now = int(time.time())
+    payload = {"sub": user_id, "iat": now, "exp": now + int(ttl.total_seconds()), **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")

@@ -1,0 +1,58 @@
+"""Liveness, readiness, OpenAPI and CORS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from server.app import create_app
+from server.settings import Settings
+
+
+async def test_health_and_ready(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+async def test_ready_is_503_when_the_database_is_unreachable(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # A port where nothing listens: the process is alive, the database is not.
+    app = create_app(make_settings(database_url="postgresql://u@127.0.0.1:1/none"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert response.json()["error"] == "not_ready"
+
+
+async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert {"security"} <= set(spec["paths"]["/api/tasks"]["get"])
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_cors_allows_only_configured_origins(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(cors_origins=["http://localhost:3000"]))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            preflight = {"Access-Control-Request-Method": "POST"}
+            ok = await client.options(
+                "/api/tasks", headers={"Origin": "http://localhost:3000", **preflight}
+            )
+            assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
+            other = await client.options(
+                "/api/tasks", headers={"Origin": "http://evil.example", **preflight}
+            )
+            assert "access-control-allow-origin" not in other.headers
+
+
+async def test_no_cors_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"Origin": "http://localhost:3000"})
+    assert "access-control-allow-origin" not in response.headers

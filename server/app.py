@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette.routing import Route
 
+from mcp_tools.http import build_http_mcp
 from server.api import health, tasks
 from server.auth import TokenVerifier
 from server.database import create_engine, create_sessionmaker
@@ -25,16 +27,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_production()
 
+    # Connections open lazily; the lifespan closes what these open.
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    sessionmaker = create_sessionmaker(engine)
+    verifier = TokenVerifier(settings)
+    mcp_server, mcp_app = build_http_mcp(sessionmaker, settings, verifier)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.verifier = TokenVerifier(settings)
         try:
-            yield
+            async with mcp_server.session_manager.run():
+                yield
         finally:
-            await app.state.verifier.aclose()
+            await verifier.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -44,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    app.state.verifier = verifier
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api")
@@ -59,12 +67,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
 
+    # /mcp and its RFC 9728 metadata go to the MCP SDK's app (with its auth middleware);
+    # every other path stays with FastAPI and its JSON errors.
+    for route in mcp_app.routes:
+        if isinstance(route, Route):
+            app.router.routes.append(Route(route.path, endpoint=mcp_app))
+
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "Mcp-Session-Id"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "Mcp-Protocol-Version"],
             expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"],
         )
     app.add_middleware(BodySizeLimit)

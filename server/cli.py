@@ -1,4 +1,4 @@
-"""`todo-chat` command line: serve, token, migrate, mcp."""
+"""todo-chat: serve the API, print tokens, migrate the database, serve MCP over stdio."""
 
 from __future__ import annotations
 
@@ -88,6 +88,48 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+async def _stdio_user(settings: Settings, user: str | None) -> str:
+    import os
+
+    from server.auth import TokenVerifier
+    from server.errors import Unauthorized
+
+    if user:
+        return user
+    token = os.environ.get("TODO_CHAT_TOKEN", "")
+    if not token:
+        raise SystemExit("todo-chat mcp needs --user USER_ID or TODO_CHAT_TOKEN=<jwt>")
+    verifier = TokenVerifier(settings)
+    try:
+        claims = await verifier.verify(token)
+    except Unauthorized as exc:
+        raise SystemExit(f"TODO_CHAT_TOKEN is not valid: {exc.detail}") from exc
+    finally:
+        await verifier.aclose()
+    return str(claims["sub"])
+
+
+async def _serve_stdio(settings: Settings, user: str | None) -> None:
+    from mcp_tools.identity import fixed_user
+    from mcp_tools.server import build_mcp_server
+    from server.database import create_engine, create_sessionmaker
+    from server.migrate import upgrade
+
+    user_id = await _stdio_user(settings, user)
+    engine = create_engine(settings.database_url, pool_size=2)
+    try:
+        await upgrade(engine)
+        server = build_mcp_server(create_sessionmaker(engine), settings, fixed_user(user_id))
+        await server.run_stdio_async()
+    finally:
+        await engine.dispose()
+
+
+def cmd_mcp(args: argparse.Namespace) -> None:
+    # stdout carries JSON-RPC only: everything else goes to stderr.
+    asyncio.run(_serve_stdio(load_settings(), args.user))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="todo-chat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +146,12 @@ def main(argv: list[str] | None = None) -> None:
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve the task tools over stdio (Claude Desktop, Claude Code) for one user"
+    )
+    mcp.add_argument("--user", help="the user to act for (or set TODO_CHAT_TOKEN to a JWT)")
+    mcp.set_defaults(func=cmd_mcp)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from server.auth import issue_token
 from server.database import create_engine, parse_database_url
 from server.migrate import upgrade
 from server.settings import Settings
+from tests.live import running, served
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -116,17 +118,37 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def clean_database(settings: Settings) -> None:
     await _empty_tables(settings.database_url)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+
+
+@pytest.fixture
+async def app(settings: Settings, clean_database: None) -> AsyncIterator[FastAPI]:
+    async with running(create_app(settings)) as application:
         yield application
 
 
 @pytest.fixture
+async def live_url(settings: Settings, clean_database: None) -> AsyncIterator[str]:
+    """The app under uvicorn on a loopback port: for tests about the wire."""
+    async with served(create_app(settings)) as url:
+        yield url
+
+
+def http_client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@asynccontextmanager
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a fresh app built from `settings`, for tests that change a setting."""
+    async with running(create_app(settings)) as app, http_client(app) as http:
+        yield http
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with http_client(app) as http:
         yield http
 
 

@@ -14,11 +14,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from server.app import create_app
 from server.auth import TokenVerifier
 from server.errors import Unauthorized
 from server.settings import Settings
-from tests.conftest import SECRET, make_token
+from tests.conftest import SECRET, client_for, make_token
 from tests.jwks import JWKSServer, SigningKey
 
 
@@ -37,19 +36,11 @@ def jwks() -> Iterator[JWKSServer]:
         yield server
 
 
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-
-
 @pytest.fixture
 async def jwks_client(
     make_settings: Callable[..., Settings], jwks: JWKSServer
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in client_for(make_settings(jwks_url=jwks.url)):
+    async with client_for(make_settings(jwks_url=jwks.url)) as client:
         yield client
 
 
@@ -151,7 +142,7 @@ async def test_token_whose_alg_differs_from_its_key_is_refused(
 async def test_jwks_setup_refuses_hs_tokens_without_a_secret(
     make_settings: Callable[..., Settings], jwks: JWKSServer
 ) -> None:
-    async for client in client_for(make_settings(jwks_url=jwks.url, better_auth_secret="")):
+    async with client_for(make_settings(jwks_url=jwks.url, better_auth_secret="")) as client:
         response = await client.get("/api/tasks", headers=bearer(make_token("alice")))
         assert response.status_code == 401
         assert "not accepted" in response.json()["detail"]
@@ -161,7 +152,7 @@ async def test_issuer_and_audience_are_checked_when_configured(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(jwt_issuer="https://auth.example", jwt_audience="todo-chat")
-    async for client in client_for(settings):
+    async with client_for(settings) as client:
         good = make_token("alice", iss="https://auth.example", aud="todo-chat")
         assert (await client.get("/api/tasks", headers=bearer(good))).status_code == 200
         for bad in (

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
-from server.app import create_app
 from server.settings import Settings
+from tests.conftest import client_for
 
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
@@ -20,14 +20,11 @@ async def test_ready_is_503_when_the_database_is_unreachable(
     make_settings: Callable[..., Settings],
 ) -> None:
     # A port where nothing listens: the process is alive, the database is not.
-    app = create_app(make_settings(database_url="postgresql://u@127.0.0.1:1/none"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/healthz")).status_code == 200
-            response = await client.get("/readyz")
-            assert response.status_code == 503
-            assert response.json()["error"] == "not_ready"
+    async with client_for(make_settings(database_url="postgresql://u@127.0.0.1:1/none")) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"] == "not_ready"
 
 
 async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> None:
@@ -38,19 +35,16 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
 
 
 async def test_cors_allows_only_configured_origins(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(cors_origins=["http://localhost:3000"]))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            preflight = {"Access-Control-Request-Method": "POST"}
-            ok = await client.options(
-                "/api/tasks", headers={"Origin": "http://localhost:3000", **preflight}
-            )
-            assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
-            other = await client.options(
-                "/api/tasks", headers={"Origin": "http://evil.example", **preflight}
-            )
-            assert "access-control-allow-origin" not in other.headers
+    async with client_for(make_settings(cors_origins=["http://localhost:3000"])) as client:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        ok = await client.options(
+            "/api/tasks", headers={"Origin": "http://localhost:3000", **preflight}
+        )
+        assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = await client.options(
+            "/api/tasks", headers={"Origin": "http://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in other.headers
 
 
 async def test_no_cors_by_default(client: httpx.AsyncClient) -> None:

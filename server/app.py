@@ -9,9 +9,14 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.routing import Route
+from todo_agent.agent import build_agent, build_model
+from todo_agent.chat import ChatService
+from todo_agent.mcp_bridge import InProcessTaskTools
 
 from mcp_tools.http import build_http_mcp
-from server.api import health, tasks
+from mcp_tools.identity import user_from_server_meta
+from mcp_tools.server import build_mcp_server
+from server.api import chat, conversations, health, tasks
 from server.auth import TokenVerifier
 from server.database import create_engine, create_sessionmaker
 from server.deps import path_user
@@ -32,12 +37,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessionmaker = create_sessionmaker(engine)
     verifier = TokenVerifier(settings)
     mcp_server, mcp_app = build_http_mcp(sessionmaker, settings, verifier)
+    # The chat agent reaches the same tools through its own in-process MCP server, whose
+    # user comes from the run, not from any transport.
+    task_tools = InProcessTaskTools(build_mcp_server(sessionmaker, settings, user_from_server_meta))
+    chat_service = ChatService(
+        sessionmaker, settings, build_agent(task_tools, build_model(settings))
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             async with mcp_server.session_manager.run():
-                yield
+                await task_tools.connect()
+                try:
+                    yield
+                finally:
+                    await task_tools.cleanup()
         finally:
             await verifier.aclose()
             await engine.dispose()
@@ -52,16 +67,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     app.state.verifier = verifier
+    app.state.chat = chat_service
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api")
     api.include_router(tasks.router)
+    api.include_router(chat.router)
+    api.include_router(conversations.router)
     app.include_router(api)
 
     # The same routes under /api/{user_id} for Better Auth + Next.js frontends.
     per_user = APIRouter(prefix="/api/{user_id}", dependencies=[Depends(path_user)])
     per_user.include_router(tasks.router)
     per_user.include_router(tasks.toggle_router)
+    per_user.include_router(chat.router)
     app.include_router(
         per_user, tags=["per-user paths"], generate_unique_id_function=_alias_operation_id
     )

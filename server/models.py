@@ -234,3 +234,62 @@ class TasksPublic(BaseModel):
     data: list[TaskPublic]
     count: int
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- chat schemas
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)
+    ]
+    conversation_id: Annotated[int, Field(ge=1)] | None = None
+    timezone: Annotated[
+        str | None,
+        Field(description="IANA timezone for phrases like 'tomorrow 5pm'", max_length=64),
+    ] = None
+
+
+class ToolCallRecord(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+    result: dict[str, Any] | None = Field(
+        description="The tool's JSON result, or {'error': ...} when the tool refused"
+    )
+
+
+class ChatResponse(BaseModel):
+    conversation_id: int
+    response: str
+    tool_calls: list[ToolCallRecord]
+
+
+class ConversationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationsPublic(BaseModel):
+    data: list[ConversationPublic]
+    next_cursor: str | None
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    role: str
+    content: str
+    tool_calls: list[ToolCallRecord]
+    created_at: datetime
+
+
+class MessagesPublic(BaseModel):
+    data: list[MessagePublic]
+    next_cursor: str | None

@@ -5,9 +5,6 @@ Every statement filters by owner, so another user's task is simply not found.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -27,6 +24,7 @@ from server.models import (
     TaskUpdate,
     utcnow,
 )
+from server.services import cursors
 
 Status = Literal["all", "pending", "completed"]
 MAX_PAGE = 100
@@ -131,7 +129,7 @@ class TaskService:
         nullable = name == "due"
         statement: Select[Any] = select(_table).where(*filters)
         if query.cursor:
-            value, last_id = _decode_cursor(query.cursor, query.sort)
+            value, last_id = cursors.decode(query.cursor, query.sort)
             statement = statement.where(_after(column, descending, nullable, value, last_id))
         order = column.desc() if descending else column.asc()
         if nullable:
@@ -144,7 +142,7 @@ class TaskService:
         next_cursor = None
         if len(rows) > query.limit:
             last = page[-1]
-            next_cursor = _encode_cursor(query.sort, getattr(last, _ATTR[name]), last.id)
+            next_cursor = cursors.encode(query.sort, getattr(last, _ATTR[name]), last.id)
         return TasksPublic(data=page, count=count or 0, next_cursor=next_cursor)
 
     async def _load(self, task_id: int) -> Task:
@@ -209,29 +207,3 @@ def _after(
     beyond = column < value if descending else column > value
     condition = or_(beyond, and_(column == value, id_after))
     return or_(condition, column.is_(None)) if nullable else condition
-
-
-def _encode_cursor(sort: str, value: Any, last_id: int) -> str:
-    if isinstance(value, Priority):
-        value = value.rank
-    elif isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps([sort, value, last_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        cursor_sort, value, last_id = json.loads(raw)
-        if not isinstance(last_id, int):
-            raise ValueError
-        if cursor_sort in ("created", "-created", "due", "-due") and value is not None:
-            value = datetime.fromisoformat(value)
-        elif value is not None and not isinstance(value, int):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
-        raise InvalidInput("cursor is not valid: start again without it") from exc
-    if cursor_sort != sort:
-        raise InvalidInput("cursor belongs to another sort order: start again without it")
-    return value, last_id

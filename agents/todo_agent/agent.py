@@ -1,0 +1,48 @@
+"""The todo assistant: an openai-agents Agent over the MCP task tools, and its model."""
+
+from __future__ import annotations
+
+from openai import AsyncOpenAI
+
+from agents import Agent, Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
+from server.settings import Settings
+from todo_agent.mcp_bridge import ChatContext, InProcessTaskTools
+from todo_agent.offline import OfflineModel
+
+INSTRUCTIONS = """\
+You are a todo assistant. You manage the user's todo list with the task tools, and nothing else.
+
+- Use the tools for every fact about tasks. Never invent tasks, ids, dates or results.
+- After a change, say what you did and name each task by its title and id, e.g.
+  'Added "Buy milk" (task #7).' Keep replies short; a list of tasks may use one line per task.
+- When the user names a task by its words, look it up with list_tasks (query) first. If more
+  than one task could be meant, ask which one before changing or deleting anything.
+- "it" or "that" means the task the conversation was just about. If that is unclear, ask.
+- Pass due dates as the user said them ("tomorrow 5pm", "next friday"); the tools read them
+  in the user's timezone.
+- If a tool reports an error, tell the user plainly what went wrong and what they can do.
+- You cannot see or change other people's tasks; requests to do so get a polite no.
+"""
+
+
+def build_model(settings: Settings) -> Model:
+    """OpenAI, any OpenAI-compatible server, or the offline model, by what is configured."""
+    provider = settings.agent_provider
+    if provider == "offline":
+        return OfflineModel()
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key or "not-needed",
+        base_url=settings.openai_base_url or None,
+        timeout=settings.agent_timeout,
+        max_retries=1,
+    )
+    if provider == "openai-compatible":
+        # Ollama, vLLM, LM Studio and LiteLLM speak Chat Completions, not the Responses API.
+        return OpenAIChatCompletionsModel(model=settings.agent_model, openai_client=client)
+    return OpenAIResponsesModel(model=settings.agent_model, openai_client=client)
+
+
+def build_agent(tools: InProcessTaskTools, model: Model) -> Agent[ChatContext]:
+    return Agent[ChatContext](
+        name="Todo assistant", instructions=INSTRUCTIONS, mcp_servers=[tools], model=model
+    )

@@ -1,0 +1,76 @@
+"""The agent's connection to the task tools: MCP in-process, no network hop, no subprocess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from agents.mcp import MCPServer as AgentMCPServer
+from agents.mcp.util import MCPToolMetaContext
+from mcp import Client, Tool
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, RequestParamsMeta
+
+from agents import AgentBase, RunContextWrapper
+from mcp_tools.identity import IN_PROCESS_USER_KEY, TIMEZONE_META_KEY
+from mcp_tools.inprocess import InProcessClient
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    """Server-side facts about one run; the model never sees or sets them."""
+
+    user_id: str
+    timezone: str
+
+
+def bind_user(context: MCPToolMetaContext) -> dict[str, Any]:
+    chat: ChatContext = context.run_context.context
+    return {IN_PROCESS_USER_KEY: chat.user_id, TIMEZONE_META_KEY: chat.timezone}
+
+
+class InProcessTaskTools(AgentMCPServer):
+    """One connected session shared by every run; each call carries its run's user in `_meta`."""
+
+    def __init__(self, server: MCPServer) -> None:
+        # Structured content: the model gets the tool's JSON, not a wrapped text block.
+        super().__init__(use_structured_content=True, tool_meta_resolver=bind_user)
+        self._holder = InProcessClient(server)
+        self._client: Client | None = None
+        self._tools: list[Tool] | None = None
+
+    @property
+    def name(self) -> str:
+        return "todo-tasks"
+
+    async def connect(self) -> None:
+        self._client = await self._holder.open()
+        self._tools = (await self._client.list_tools()).tools
+
+    async def cleanup(self) -> None:
+        await self._holder.close()
+        self._client = None
+
+    async def list_tools(
+        self, run_context: RunContextWrapper[Any] | None = None, agent: AgentBase | None = None
+    ) -> list[Tool]:
+        if self._tools is None:
+            raise RuntimeError("the task tools are not connected")
+        return self._tools
+
+    async def call_tool(
+        self, tool_name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
+    ) -> CallToolResult:
+        if self._client is None:
+            raise RuntimeError("the task tools are not connected")
+        return await self._client.call_tool(
+            tool_name, arguments or {}, meta=cast(RequestParamsMeta | None, meta)
+        )
+
+    async def list_prompts(self) -> ListPromptsResult:
+        return ListPromptsResult(prompts=[])
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> GetPromptResult:
+        raise KeyError(f"no prompt {name!r}")

@@ -1,0 +1,39 @@
+"""Opaque keyset cursors: the last row's sort value and id, tied to the order they came from."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from server.errors import InvalidInput
+
+
+def encode(order: str, value: Any, last_id: int) -> str:
+    if isinstance(value, Enum):
+        value = getattr(value, "rank", value.value)
+    if isinstance(value, datetime):
+        value = {"dt": value.isoformat()}
+    raw = json.dumps([order, value, last_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str, order: str) -> tuple[Any, int]:
+    """(value, id) of a cursor made by `encode` for the same `order`; 422 otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_order, value, last_id = json.loads(raw)
+        if not isinstance(last_id, int):
+            raise ValueError("id")
+        if isinstance(value, dict):
+            value = datetime.fromisoformat(value["dt"])
+        elif value is not None and not isinstance(value, int):
+            raise ValueError("value")
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise InvalidInput("cursor is not valid: start again without it") from exc
+    if cursor_order != order:
+        raise InvalidInput("cursor belongs to another sort order: start again without it")
+    return value, last_id

@@ -1,0 +1,164 @@
+"""The offline model end to end through /api/chat, checking the database, not only the reply."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+H = dict[str, str]
+
+
+class Chat:
+    def __init__(self, client: httpx.AsyncClient, headers: H) -> None:
+        self.client = client
+        self.headers = headers
+        self.conversation_id: int | None = None
+
+    async def say(self, message: str, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": message, **extra}
+        if self.conversation_id is not None:
+            body["conversation_id"] = self.conversation_id
+        response = await self.client.post("/api/chat", json=body, headers=self.headers)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        self.conversation_id = answer["conversation_id"]
+        return answer
+
+    async def tasks(self, status: str = "all") -> list[dict[str, Any]]:
+        response = await self.client.get(
+            "/api/tasks", params={"status": status, "sort": "created"}, headers=self.headers
+        )
+        return list(response.json()["data"])
+
+
+@pytest.fixture
+def chat(client: httpx.AsyncClient, alice: H) -> Chat:
+    return Chat(client, alice)
+
+
+async def test_adding_in_the_ways_people_say_it(chat: Chat) -> None:
+    answer = await chat.say("add buy milk")
+    assert answer["tool_calls"][0]["name"] == "add_task"
+    await chat.say("remind me to call mom tomorrow at 5pm")
+    await chat.say("I need to pay the bills")
+    await chat.say("add urgent report for Bob by friday")
+    tasks = await chat.tasks()
+    assert [t["title"] for t in tasks] == [
+        "Buy milk",
+        "Call mom",
+        "Pay the bills",
+        "Report for Bob",
+    ]
+    due = datetime.fromisoformat(tasks[1]["due"])
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    assert (due.date(), due.hour) == (tomorrow, 17)
+    assert tasks[3]["priority"] == "high" and tasks[3]["due"] is not None
+    pending = (await chat.say("what's pending?"))["response"]
+    assert "4 pending tasks" in pending and "#4 Report for Bob (high priority, due Fri" in pending
+
+
+async def test_due_phrases_use_the_requests_timezone(chat: Chat) -> None:
+    await chat.say("remind me to call mom tomorrow at 5pm", timezone="Asia/Tokyo")
+    due = datetime.fromisoformat((await chat.tasks())[0]["due"])
+    assert due.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo")).hour == 17
+
+
+async def test_listing_pending_all_and_completed(chat: Chat) -> None:
+    for title in ("buy milk", "call mom", "walk the dog"):
+        await chat.say(f"add {title}")
+    await chat.say("mark task 2 as done")
+    pending = (await chat.say("what's pending?"))["response"]
+    assert "2 pending tasks" in pending and "#1 Buy milk" in pending and "Call mom" not in pending
+    everything = (await chat.say("show me all my tasks"))["response"]
+    assert "3 tasks" in everything and "#2 Call mom (done)" in everything
+    completed = await chat.say("what have I completed?")
+    assert completed["tool_calls"][0]["arguments"]["status"] == "completed"
+    assert "Call mom" in completed["response"] and "Buy milk" not in completed["response"]
+
+
+async def test_completing_by_id_by_words_and_by_it(chat: Chat) -> None:
+    await chat.say("add buy groceries")
+    await chat.say("add call the plumber")
+    await chat.say("add water plants")
+    assert "task #1" in (await chat.say("mark task 1 as done"))["response"]
+    answer = await chat.say("I finished calling the plumber")
+    assert [c["name"] for c in answer["tool_calls"]] == ["list_tasks", "complete_task"]
+    await chat.say("add read a book")
+    await chat.say("mark it done")
+    done = {t["title"]: t["completed"] for t in await chat.tasks()}
+    assert done == {
+        "Buy groceries": True,
+        "Call the plumber": True,
+        "Water plants": False,
+        "Read a book": True,
+    }
+
+
+async def test_reopening(chat: Chat) -> None:
+    await chat.say("add buy milk")
+    await chat.say("mark task 1 as done")
+    answer = await chat.say("reopen task 1")
+    assert answer["response"] == 'Reopened "Buy milk" (task #1).'
+    assert (await chat.tasks())[0]["completed"] is False
+
+
+async def test_deleting_looks_the_task_up_and_asks_when_several_match(chat: Chat) -> None:
+    await chat.say("add team meeting notes")
+    await chat.say("add meeting with the bank")
+    await chat.say("add buy milk")
+    question = await chat.say("delete the meeting task")
+    assert "Which one do you mean?" in question["response"]
+    assert [c["name"] for c in question["tool_calls"]] == ["list_tasks"]
+    assert len(await chat.tasks()) == 3, "nothing deleted while it is ambiguous"
+
+    answer = await chat.say("2")
+    assert answer["response"] == 'Deleted "Meeting with the bank" (task #2).'
+    assert [t["title"] for t in await chat.tasks()] == ["Team meeting notes", "Buy milk"]
+
+    assert "Deleted" in (await chat.say("delete the milk task"))["response"]
+    missing = await chat.say("delete the dentist task")
+    assert "couldn't find" in missing["response"]
+    assert [t["title"] for t in await chat.tasks()] == ["Team meeting notes"]
+
+
+async def test_updating_title_due_and_priority(chat: Chat) -> None:
+    await chat.say("add call dad")
+    await chat.say("add buy milk")
+    await chat.say("change task 1 to call mom tonight")
+    await chat.say("move task 2 to friday")
+    await chat.say("make it high priority")
+    first, second = await chat.tasks()
+    assert first["title"] == "Call mom" and first["due"] is not None
+    assert datetime.fromisoformat(first["due"]).hour == 20
+    assert datetime.fromisoformat(second["due"]).weekday() == 4
+    assert second["priority"] == "high", "'it' is the task the last answer was about"
+
+
+async def test_searching(chat: Chat) -> None:
+    await chat.say("add buy oat milk")
+    await chat.say("add call mom")
+    answer = await chat.say("find milk")
+    assert answer["tool_calls"][0]["arguments"]["query"] == "milk"
+    assert "Buy oat milk" in answer["response"] and "Call mom" not in answer["response"]
+
+
+async def test_unknown_task_id_is_said_plainly(chat: Chat) -> None:
+    answer = await chat.say("mark task 42 as done")
+    assert "Task 42 not found" in answer["response"]
+    assert answer["tool_calls"][0]["result"] == {"error": "Task 42 not found"}
+
+
+async def test_help_and_not_understood(chat: Chat) -> None:
+    assert "remind me to call mom" in (await chat.say("help"))["response"]
+    answer = await chat.say("what is the meaning of life")
+    assert "didn't understand" in answer["response"] and "OPENAI_API_KEY" in answer["response"]
+    assert answer["tool_calls"] == []
+    assert await chat.tasks() == []
+
+
+async def test_it_without_a_previous_task_asks(chat: Chat) -> None:
+    answer = await chat.say("mark it done")
+    assert "Which task do you mean?" in answer["response"]

@@ -88,17 +88,17 @@ class ChatService:
                 conversation = await conversations.start(request.message)
             else:
                 conversation = await conversations.get(request.conversation_id)
+            assert conversation.id is not None
             recent = await conversations.recent(conversation, window + 1)
             if recent and recent[-1].role == "user" and recent[-1].content == request.message:
                 # The same message again after a failed turn: a retry, not a second message.
                 recent.pop()
             else:
-                conversations.add(conversation, "user", request.message)
+                await conversations.append(conversation.id, "user", request.message)
             await session.commit()
         history = recent[-window:] if window else []
         items = [{"role": message.role, "content": message.content} for message in history]
         items.append({"role": "user", "content": request.message})
-        assert conversation.id is not None
         return PreparedTurn(conversation.id, ChatContext(user_id, timezone), items)
 
     async def _finish(
@@ -106,10 +106,9 @@ class ChatService:
     ) -> ChatResponse:
         async with self._sessionmaker() as session:
             conversations = ConversationService(session, turn.context.user_id)
-            conversation = await conversations.get(turn.conversation_id)
-            conversations.add(
-                conversation, "assistant", reply, [call.model_dump() for call in calls]
-            )
+            tool_calls = [call.model_dump() for call in calls]
+            # False only if the conversation was deleted during the turn: then nothing to keep.
+            await conversations.append(turn.conversation_id, "assistant", reply, tool_calls)
             await session.commit()
         return ChatResponse(conversation_id=turn.conversation_id, response=reply, tool_calls=calls)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import NotFound
@@ -64,18 +64,29 @@ class ConversationService:
         )
         return list(reversed(rows.all()))
 
-    def add(
+    async def append(
         self,
-        conversation: Conversation,
+        conversation_id: int,
         role: str,
         content: str,
         tool_calls: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        assert conversation.id is not None, "a stored conversation has an id"
+    ) -> bool:
+        """Add a message and bump the conversation; False if it is gone (deleted meanwhile)."""
         now = utcnow()
-        self.session.add(
-            Message(
-                conversation_id=conversation.id,
+        bumped = await self.session.scalar(
+            update(Conversation)
+            .where(
+                _conversations.c.id == conversation_id,
+                _conversations.c.owner_id == self.owner_id,
+            )
+            .values(updated_at=now)
+            .returning(_conversations.c.id)
+        )
+        if bumped is None:
+            return False
+        await self.session.execute(
+            insert(Message).values(
+                conversation_id=conversation_id,
                 owner_id=self.owner_id,
                 role=role,
                 content=content,
@@ -83,7 +94,7 @@ class ConversationService:
                 created_at=now,
             )
         )
-        conversation.updated_at = now
+        return True
 
     async def page(self, limit: int, cursor: str | None) -> ConversationsPublic:
         """Newest activity first."""

@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from slowapi.errors import RateLimitExceeded
 from starlette.routing import Route
 from todo_agent.agent import build_agent, build_model
 from todo_agent.chat import ChatService
 from todo_agent.mcp_bridge import InProcessTaskTools
 
-from mcp_tools.http import build_http_mcp
+from mcp_tools.http import RateLimitedMCP, build_http_mcp
 from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server.api import chat, conversations, health, tasks
@@ -21,6 +22,7 @@ from server.auth import TokenVerifier
 from server.database import create_engine, create_sessionmaker
 from server.deps import path_user
 from server.http import BodySizeLimit, install_error_handlers
+from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessionmaker = create_sessionmaker(engine)
     verifier = TokenVerifier(settings)
+    limits = RateLimits(settings)
     mcp_server, mcp_app = build_http_mcp(sessionmaker, settings, verifier)
     # The chat agent reaches the same tools through its own in-process MCP server, whose
     # user comes from the run, not from any transport.
@@ -70,17 +73,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.chat = chat_service
     install_error_handlers(app)
 
+    app.state.rate_limits = limits
+    app.state.limiter = limits.limiter
+    app.add_exception_handler(RateLimitExceeded, rate_limited)
+
+    task_routes, toggle_route = tasks.build_routers(limits)
+    chat_route = chat.build_router(limits)
     api = APIRouter(prefix="/api")
-    api.include_router(tasks.router)
-    api.include_router(chat.router)
-    api.include_router(conversations.router)
+    api.include_router(task_routes)
+    api.include_router(chat_route)
+    api.include_router(conversations.build_router(limits))
     app.include_router(api)
 
     # The same routes under /api/{user_id} for Better Auth + Next.js frontends.
     per_user = APIRouter(prefix="/api/{user_id}", dependencies=[Depends(path_user)])
-    per_user.include_router(tasks.router)
-    per_user.include_router(tasks.toggle_router)
-    per_user.include_router(chat.router)
+    per_user.include_router(task_routes)
+    per_user.include_router(toggle_route)
+    per_user.include_router(chat_route)
     app.include_router(
         per_user, tags=["per-user paths"], generate_unique_id_function=_alias_operation_id
     )
@@ -88,9 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # /mcp and its RFC 9728 metadata go to the MCP SDK's app (with its auth middleware);
     # every other path stays with FastAPI and its JSON errors.
+    limited_mcp = RateLimitedMCP(mcp_app, verifier, limits)
     for route in mcp_app.routes:
         if isinstance(route, Route):
-            app.router.routes.append(Route(route.path, endpoint=mcp_app))
+            endpoint = limited_mcp if route.path == "/mcp" else mcp_app
+            app.router.routes.append(Route(route.path, endpoint=endpoint))
 
     if settings.cors_origins:
         app.add_middleware(

@@ -24,9 +24,14 @@ async def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
-    if credentials is None:
-        raise Unauthorized("missing bearer token")
-    claims = await request.app.state.verifier.verify(credentials.credentials)
+    try:
+        if credentials is None:
+            raise Unauthorized("missing bearer token")
+        claims = await request.app.state.verifier.verify(credentials.credentials)
+    except Unauthorized:
+        # Requests without a valid token have their own, smaller budget per address.
+        await request.app.state.rate_limits.check_anonymous(request)
+        raise
     user_id: str = claims["sub"]
     request.state.user_id = user_id
     return user_id

@@ -6,13 +6,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from server.deps import CurrentUser
 from server.models import ChatRequest, ChatResponse
-
-router = APIRouter(tags=["chat"])
+from server.ratelimit import RateLimits
 
 STREAM_DOC = """
 Send `Accept: text/event-stream` to get the answer as Server-Sent Events:
@@ -28,19 +27,27 @@ async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterat
         yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-@router.post(
-    "/chat",
-    description="Send a message; the agent answers and may change tasks." + STREAM_DOC,
-    responses={200: {"content": {"text/event-stream": {}}}},
-    response_model=ChatResponse,
-)
-async def chat(request: Request, body: ChatRequest, user: CurrentUser) -> Any:
-    service = request.app.state.chat
-    turn = await service.prepare(user, body)
-    if "text/event-stream" in request.headers.get("accept", ""):
-        return StreamingResponse(
-            _sse(service.stream(turn)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-    return await service.run(turn)
+def build_router(limits: RateLimits) -> APIRouter:
+    router = APIRouter(tags=["chat"])
+
+    @router.post(
+        "/chat",
+        description="Send a message; the agent answers and may change tasks." + STREAM_DOC,
+        responses={200: {"content": {"text/event-stream": {}}}},
+        response_model=ChatResponse,
+    )
+    @limits.chat
+    async def chat(
+        request: Request, response: Response, body: ChatRequest, user: CurrentUser
+    ) -> Any:
+        service = request.app.state.chat
+        turn = await service.prepare(user, body)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(
+                _sse(service.stream(turn)),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return await service.run(turn)
+
+    return router

@@ -32,6 +32,12 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TABLES = ("messages", "conversations", "tasks")
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    postgres = "on" if TEST_DATABASE_URL else "off (set TEST_DATABASE_URL to run them)"
+    redis = "on" if os.environ.get("TEST_REDIS_URL") else "off (set TEST_REDIS_URL to run them)"
+    return f"todo-chat: PostgreSQL tests {postgres}; Redis tests {redis}"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("CI") and not TEST_DATABASE_URL:
         raise pytest.UsageError("CI must set TEST_DATABASE_URL: PostgreSQL is not optional there")

@@ -1,0 +1,109 @@
+"""The command line: tokens, stdio hygiene, and migrations that match the models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from server.cli import parse_ttl
+from server.database import create_engine
+from server.settings import Settings
+from tests.conftest import SECRET
+
+TODO_CHAT = str(Path(sys.executable).parent / "todo-chat")
+
+
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TODO_CHAT, *args],
+        cwd=tmp_path,
+        env={**os.environ, "DATA_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_token_is_signed_with_the_configured_secret(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "alice", "--ttl", "30m", BETTER_AUTH_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert 29 * 60 <= claims["exp"] - time.time() <= 30 * 60
+
+
+def test_token_uses_the_persistent_dev_secret(tmp_path: Path) -> None:
+    first = run_cli(tmp_path, "token", "alice").stdout.strip()
+    secret = (tmp_path / "dev-secret").read_text().strip()
+    assert jwt.decode(first, secret, algorithms=["HS256"])["sub"] == "alice"
+
+
+def test_bad_ttl_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "alice", "--ttl", "forever")
+    assert result.returncode == 2 and "30m" in result.stderr
+    assert parse_ttl("7d").days == 7
+
+
+def test_production_without_a_secret_refuses_to_start(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "serve", ENVIRONMENT="production", BETTER_AUTH_SECRET="change-me")
+    assert result.returncode != 0 and "BETTER_AUTH_SECRET" in result.stderr
+
+
+def test_stdio_server_writes_only_json_rpc_to_stdout(tmp_path: Path) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    result = subprocess.run(
+        [TODO_CHAT, "mcp", "--user", "alice"],
+        input=json.dumps(initialize) + "\n",
+        cwd=tmp_path,
+        env={**os.environ, "DATA_DIR": str(tmp_path), "BETTER_AUTH_SECRET": SECRET},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, result.stderr
+    messages = [json.loads(line) for line in lines]  # every line is JSON-RPC
+    assert messages[0]["id"] == 1 and messages[0]["result"]["serverInfo"]["name"] == "todo-chat"
+
+
+def test_mcp_without_a_user_says_how_to_give_one(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "mcp", BETTER_AUTH_SECRET=SECRET)
+    assert (
+        result.returncode != 0 and "--user" in result.stderr and "TODO_CHAT_TOKEN" in result.stderr
+    )
+    bad = run_cli(tmp_path, "mcp", BETTER_AUTH_SECRET=SECRET, TODO_CHAT_TOKEN="junk")
+    assert bad.returncode != 0 and "not valid" in bad.stderr
+
+
+@pytest.mark.usefixtures("clean_database")
+async def test_migrations_match_the_models(settings: Settings) -> None:
+    """A model change without its migration fails here, on both databases."""
+
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, SQLModel.metadata))
+
+    engine = create_engine(settings.database_url)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+    await engine.dispose()

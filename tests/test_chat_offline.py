@@ -128,8 +128,10 @@ async def test_updating_title_due_and_priority(chat: Chat) -> None:
     await chat.say("add call dad")
     await chat.say("add buy milk")
     await chat.say("change task 1 to call mom tonight")
-    await chat.say("move task 2 to friday")
-    await chat.say("make it high priority")
+    moved = await chat.say("move task 2 to friday")
+    assert moved["response"].startswith('Updated "Buy milk" (task #2): due Fri')
+    prioritised = await chat.say("make it high priority")
+    assert prioritised["response"] == 'Updated "Buy milk" (task #2): high priority.'
     first, second = await chat.tasks()
     assert first["title"] == "Call mom" and first["due"] is not None
     assert datetime.fromisoformat(first["due"]).hour == 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.app import create_app
 from server.settings import Settings
 from tests.conftest import client_for
 from tests.fake_openai import FakeOpenAI, Step
@@ -230,3 +232,23 @@ async def test_openai_provider_is_chosen_by_the_api_key(
     assert isinstance(build_model(make_settings(openai_api_key="sk-test")), OpenAIResponsesModel)
     compatible = build_model(make_settings(openai_base_url="http://127.0.0.1:11434/v1"))
     assert isinstance(compatible, OpenAIChatCompletionsModel)
+
+
+async def test_a_client_that_hangs_up_stops_the_run(
+    llm_settings: Callable[..., Settings], fake: FakeOpenAI, clean_database: None, alice: H
+) -> None:
+    # The model thinks for a second, then asks for a tool: by then nobody is listening.
+    fake.script = [Step(sleep=1, tool="add_task", arguments={"title": "orphan"}), Step(text="ok")]
+    async with served(create_app(llm_settings())) as url, httpx.AsyncClient(base_url=url) as http:
+        headers = {**alice, "Accept": "text/event-stream"}
+        async with http.stream(
+            "POST", "/api/chat", json={"message": "hi"}, headers=headers
+        ) as response:
+            lines = response.aiter_lines()
+            assert (await anext(lines)) == "event: conversation"
+            await asyncio.sleep(0.5)  # the model is thinking now
+            assert len(fake.requests) == 1
+        await asyncio.sleep(2)
+        tasks = (await http.get("/api/tasks", headers=alice)).json()
+        assert tasks["count"] == 0, "the run stopped: its tool call never ran"
+        assert len(fake.requests) == 1, "and the model was not asked again"

@@ -151,6 +151,8 @@ class ChatService:
             max_turns=MAX_TURNS,
         )
         names: dict[str, str] = {}
+        # A client that hangs up cancels this generator, and the SDK then cancels the run:
+        # no tool keeps changing tasks for an answer nobody reads.
         try:
             async with asyncio.timeout(self._settings.agent_timeout):
                 async for event in result.stream_events():
@@ -180,7 +182,6 @@ class ChatService:
                                 },
                             )
         except (TimeoutError, APITimeoutError):
-            result.cancel()
             timeout = self._timeout_error()
             yield "error", {**timeout.body(), "status": timeout.status_code}
             return

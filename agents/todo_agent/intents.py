@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Kind = Literal[
@@ -39,7 +39,6 @@ class Intent:
     status: Literal["pending", "completed", "all"] = "pending"
     query: str | None = None
     due_before: str | None = None
-    extras: dict[str, str] = field(default_factory=dict)
 
     def with_ref(self, ref: TaskRef) -> Intent:
         return replace(self, ref=ref)

@@ -217,6 +217,17 @@ _DONE_VERB = {
 }
 
 
+def _changes(intent: Intent, task: dict[str, Any]) -> str:
+    changed = []
+    if intent.title:
+        changed.append(f'title "{task["title"]}"')
+    if intent.due:
+        changed.append(f"due {_when(task['due'])}" if task.get("due") else "no due date")
+    if intent.priority:
+        changed.append(f"{task['priority']} priority")
+    return ", ".join(changed)
+
+
 def decide(turn: Turn) -> Call | str:
     """The next tool call for this turn, or the reply text once there is nothing left to call."""
     intent = understand(turn.message)
@@ -295,9 +306,12 @@ def _act(intent: Intent, turn: Turn, done: list[ToolStep]) -> Call | str:
         if action.result is None:
             return f"I couldn't do that: {action.error}."
         target = action.result
-        return _DONE_VERB[intent.kind].format(
+        done_text = _DONE_VERB[intent.kind].format(
             _named({"id": target["task_id"], "title": target["title"]})
         )
+        if intent.kind == "update" and target.get("task"):
+            done_text = done_text.rstrip(".") + f": {_changes(intent, target['task'])}."
+        return done_text
 
     if isinstance(ref, int):
         return _action_call(intent, ref)

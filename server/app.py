@@ -10,9 +10,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from slowapi.errors import RateLimitExceeded
 from starlette.routing import Route
-from todo_agent.agent import build_agent, build_model
-from todo_agent.chat import ChatService
-from todo_agent.mcp_bridge import InProcessTaskTools
 
 from mcp_tools.http import RateLimitedMCP, build_http_mcp
 from mcp_tools.identity import user_from_server_meta
@@ -24,6 +21,9 @@ from server.deps import path_user
 from server.http import BodySizeLimit, install_error_handlers
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
+from todo_agent.agent import build_agent, build_model
+from todo_agent.chat import ChatService
+from todo_agent.mcp_bridge import InProcessTaskTools
 
 
 def _alias_operation_id(route: APIRoute) -> str:
@@ -74,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     app.state.rate_limits = limits
-    app.state.limiter = limits.limiter
     app.add_exception_handler(RateLimitExceeded, rate_limited)
 
     task_routes, toggle_route = tasks.build_routers(limits)
@@ -109,7 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Accept", "Mcp-Protocol-Version"],
-            expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"],
+            expose_headers=[
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
         )
     app.add_middleware(BodySizeLimit)
     return app

@@ -223,10 +223,9 @@ async def test_the_model_cannot_reach_another_users_tasks(
 async def test_openai_provider_is_chosen_by_the_api_key(
     make_settings: Callable[..., Settings],
 ) -> None:
+    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
     from todo_agent.agent import build_model
     from todo_agent.offline import OfflineModel
-
-    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
 
     assert isinstance(build_model(make_settings()), OfflineModel)
     assert isinstance(build_model(make_settings(openai_api_key="sk-test")), OpenAIResponsesModel)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
 
 
+@cache
+def _zone_names() -> frozenset[str]:
+    # "Factory" is tzdata's placeholder zone, not a place: no date library handles it.
+    return frozenset(available_timezones() - {"Factory"})
+
+
 def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown timezone {name!r}: use an IANA name such as Europe/Paris"
-        ) from exc
+    """The named IANA zone. Only real zone names pass: not a folder of the zone database
+    ("Europe"), not a file path, not tzdata's placeholder."""
+    if name not in _zone_names() and name != "UTC":
+        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Paris")
+    return ZoneInfo(name)
 
 
 def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datetime:
@@ -36,7 +42,10 @@ def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datet
                 "RELATIVE_BASE": base,
             },
         )
-        parsed = parser.get_date_data(text).date_obj
+        try:
+            parsed = parser.get_date_data(text).date_obj
+        except (ValueError, OverflowError, TypeError):
+            parsed = None
         if parsed is None:
             raise ValueError(
                 f"could not read {text!r} as a date: use an ISO date such as 2026-05-01T17:00 "
@@ -44,4 +53,7 @@ def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datet
             )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None

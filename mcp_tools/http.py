@@ -6,7 +6,6 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from slowapi.errors import RateLimitExceeded
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,20 +13,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_tools.identity import MCPTokenVerifier, user_from_access_token
 from mcp_tools.server import build_mcp_server
 from server.auth import TokenVerifier
+from server.database import Database
 from server.errors import Unauthorized
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 
 
 def build_http_mcp(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, verifier: TokenVerifier
+    db: Database, settings: Settings, verifier: TokenVerifier
 ) -> tuple[MCPServer, Starlette]:
     public_url = settings.public_url.rstrip("/")
     server = build_mcp_server(
-        sessionmaker,
+        db,
         settings,
         user_from_access_token,
-        token_verifier=MCPTokenVerifier(verifier),
+        token_verifier=MCPTokenVerifier(verifier, settings.jwt_leeway_seconds),
         auth=AuthSettings(
             issuer_url=settings.jwt_issuer or public_url,
             resource_server_url=f"{public_url}/mcp",

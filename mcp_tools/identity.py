@@ -48,8 +48,10 @@ def user_from_server_meta(ctx: Context) -> str:
 class MCPTokenVerifier:
     """The REST verifier (secret or JWKS) behind the MCP SDK's `TokenVerifier` protocol."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, leeway_seconds: int) -> None:
         self._verifier = verifier
+        # The SDK drops a token past `expires_at` on its own; the same leeway as REST applies.
+        self._leeway = leeway_seconds
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -61,7 +63,7 @@ class MCPTokenVerifier:
             token=token,
             client_id=str(claims.get("azp") or claims.get("client_id") or "todo-chat"),
             scopes=scope.split() if isinstance(scope, str) else [],
-            expires_at=int(claims["exp"]),
+            expires_at=int(claims["exp"]) + self._leeway,
             subject=claims["sub"],
             claims=claims,
         )

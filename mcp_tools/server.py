@@ -6,23 +6,35 @@ user (see `mcp_tools.identity`): never from an argument, so no tool has a user p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mcp_tools.dates import parse_due
 from mcp_tools.identity import TIMEZONE_META_KEY, UserResolver
-from server.errors import AppError
-from server.models import TITLE_MAX, Priority, TaskCreate, TaskPublic, TaskUpdate
+from server.database import Database
+from server.errors import DATABASE_UNAVAILABLE, AppError, database_unavailable
+from server.models import (
+    Description,
+    Priority,
+    SearchText,
+    Tag,
+    TaskCreate,
+    TaskPublic,
+    TaskUpdate,
+    Title,
+)
 from server.services.tasks import TaskQuery, TaskService
 from server.settings import Settings
+
+log = logging.getLogger("todo_chat.mcp")
 
 INSTRUCTIONS = """\
 Manages the signed-in user's todo list. Every tool acts on that user's tasks only.
@@ -37,7 +49,10 @@ Manages the signed-in user's todo list. Every tool acts on that user's tasks onl
   "in 3 days", read in the user's timezone.
 """
 
-TaskId = Annotated[int, Field(description="The task's numeric id, as shown by list_tasks", ge=1)]
+# Strict: a JSON number only, never `true` or "1" taken for an id.
+TaskId = Annotated[
+    int, Field(description="The task's numeric id, as shown by list_tasks", ge=1, strict=True)
+]
 Timezone = Annotated[
     str | None,
     Field(
@@ -53,7 +68,7 @@ DueText = Annotated[
     ),
 ]
 TagList = Annotated[
-    list[str] | None, Field(description="Short labels such as 'home' or 'work'", max_length=20)
+    list[Tag] | None, Field(description="Short labels such as 'home' or 'work'", max_length=20)
 ]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -75,7 +90,10 @@ class TaskItem(BaseModel):
 
 class TaskList(BaseModel):
     tasks: list[TaskItem]
-    count: int = Field(description="How many tasks match, over all pages")
+    count: int | None = Field(
+        description="On the first page: how many tasks match over all pages (counted up to "
+        "10,000); null on later pages"
+    )
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
 
 
@@ -86,21 +104,63 @@ class TaskChange(BaseModel):
     task: TaskPublic | None = Field(description="The task as it is now; null once deleted")
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming each argument, without its URLs or input echo."""
     parts = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "input"
-        parts.append(f"{field}: {error['msg']}")
-    return "invalid input: " + "; ".join(parts)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        elif message.startswith("Input should be"):
+            message = "should be" + message.removeprefix("Input should be")
+        else:
+            message = message[:1].lower() + message[1:]
+        parts.append(f"argument {field!r} {message}")
+    return "; ".join(parts)
+
+
+class TaskToolServer(MCPServer):
+    """The SDK's server, with every tool failure told to the caller as one sentence it can act
+    on: unknown arguments are refused, argument errors name the argument, a database outage
+    says to retry, and a crash says no more than that (its details go to the log)."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            known = tool.parameters.get("properties", {})
+            unknown = sorted(set(arguments) - set(known))
+            if unknown:
+                raise ToolError(
+                    f"Error executing tool {name}: unknown argument {unknown[0]!r}; "
+                    f"it takes {', '.join(known) or 'no arguments'}"
+                )
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            if exc.__cause__ is not None and database_unavailable(exc.__cause__):
+                raise ToolError(f"Error executing tool {name}: {DATABASE_UNAVAILABLE}") from exc
+            log.exception("tool %s failed unexpectedly", name)
+            raise ToolError(
+                f"Error executing tool {name}: an unexpected error occurred on the server; "
+                "nothing was changed by this call, try again later"
+            ) from exc
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                message = validation_message(exc.__cause__)
+                raise ToolError(f"Error executing tool {name}: {message}") from exc.__cause__
+            raise
 
 
 def build_mcp_server(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    db: Database,
     settings: Settings,
     resolve_user: UserResolver,
     **server_options: Any,
 ) -> MCPServer:
-    server = MCPServer(
+    server = TaskToolServer(
         "todo-chat",
         instructions=INSTRUCTIONS,
         version="0.1.0",
@@ -113,12 +173,11 @@ def build_mcp_server(
         """A task service for the caller, with errors turned into messages the model can act on."""
         user_id = resolve_user(ctx)
         try:
-            async with sessionmaker() as session:
-                yield TaskService(session, user_id)
+            yield TaskService(db, user_id)
         except AppError as exc:
             raise ToolError(exc.detail) from exc
         except ValidationError as exc:
-            raise ToolError(_validation_message(exc)) from exc
+            raise ToolError(validation_message(exc)) from exc
 
     def due_from(text: str | None, timezone: str | None, ctx: Context) -> datetime | None:
         if text is None or not text.strip():
@@ -132,9 +191,9 @@ def build_mcp_server(
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
     async def add_task(
-        title: Annotated[str, Field(description="What to do, short", max_length=TITLE_MAX)],
+        title: Annotated[Title, Field(description="What to do, short")],
         ctx: Context,
-        description: Annotated[str | None, Field(description="Details, optional")] = None,
+        description: Annotated[Description | None, Field(description="Details, optional")] = None,
         priority: Priority = Priority.none,
         due: DueText = None,
         tags: TagList = None,
@@ -154,10 +213,10 @@ def build_mcp_server(
         ctx: Context,
         status: Literal["pending", "completed", "all"] = "pending",
         query: Annotated[
-            str | None, Field(description="Text to find in title or description", max_length=200)
+            SearchText | None, Field(description="Text to find in title or description")
         ] = None,
         priority: Priority | None = None,
-        tag: Annotated[str | None, Field(max_length=40)] = None,
+        tag: Annotated[Tag | None, Field(description="Only tasks with this tag")] = None,
         due_before: DueText = None,
         due_after: DueText = None,
         limit: Annotated[int, Field(ge=1, le=50, description="Tasks per page")] = 10,
@@ -166,8 +225,9 @@ def build_mcp_server(
     ) -> TaskList:
         """List the user's tasks, newest first: pending ones unless `status` says otherwise.
 
-        Use `query` to find a task the user names by its title. `count` is the number of
-        matching tasks over all pages; pass `next_cursor` back as `cursor` for more.
+        Use `query` to find a task the user names by its title. On the first page `count` is
+        the number of matching tasks over all pages; pass `next_cursor` back as `cursor` for
+        more.
         """
         before = due_from(due_before, timezone, ctx)
         after = due_from(due_after, timezone, ctx)
@@ -218,9 +278,9 @@ def build_mcp_server(
     async def update_task(
         task_id: TaskId,
         ctx: Context,
-        title: Annotated[str | None, Field(max_length=TITLE_MAX)] = None,
+        title: Annotated[Title | None, Field(description="New title")] = None,
         description: Annotated[
-            str | None, Field(description="New details; an empty string removes them")
+            Description | None, Field(description="New details; an empty string removes them")
         ] = None,
         priority: Priority | None = None,
         due: Annotated[
@@ -231,7 +291,7 @@ def build_mcp_server(
             ),
         ] = None,
         tags: Annotated[
-            list[str] | None, Field(description="Replaces all tags; [] removes them", max_length=20)
+            list[Tag] | None, Field(description="Replaces all tags; [] removes them", max_length=20)
         ] = None,
         timezone: Timezone = None,
     ) -> TaskChange:

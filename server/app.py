@@ -16,9 +16,9 @@ from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server.api import chat, conversations, health, tasks
 from server.auth import TokenVerifier
-from server.database import create_engine, create_sessionmaker
+from server.database import Database, create_engine
 from server.deps import path_user
-from server.http import BodySizeLimit, install_error_handlers
+from server.http import BodySizeLimit, LastResort, install_error_handlers
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 from todo_agent.agent import build_agent, build_model
@@ -36,16 +36,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Connections open lazily; the lifespan closes what these open.
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    sessionmaker = create_sessionmaker(engine)
+    db = Database(engine)
     verifier = TokenVerifier(settings)
     limits = RateLimits(settings)
-    mcp_server, mcp_app = build_http_mcp(sessionmaker, settings, verifier)
+    mcp_server, mcp_app = build_http_mcp(db, settings, verifier)
     # The chat agent reaches the same tools through its own in-process MCP server, whose
     # user comes from the run, not from any transport.
-    task_tools = InProcessTaskTools(build_mcp_server(sessionmaker, settings, user_from_server_meta))
-    chat_service = ChatService(
-        sessionmaker, settings, build_agent(task_tools, build_model(settings))
-    )
+    task_tools = InProcessTaskTools(build_mcp_server(db, settings, user_from_server_meta))
+    chat_service = ChatService(db, settings, build_agent(task_tools, build_model(settings)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = sessionmaker
+    app.state.db = db
     app.state.verifier = verifier
     app.state.chat = chat_service
     install_error_handlers(app)
@@ -116,4 +114,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(LastResort)  # outermost of ours: it sees every exception
     return app

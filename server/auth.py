@@ -15,6 +15,11 @@ from server.models import OWNER_MAX
 from server.settings import Settings
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+# A bearer JWT is a few hundred bytes to ~1 KiB; anything far larger is not one of ours.
+MAX_TOKEN_LENGTH = 8 * 1024
+# Longer-lived tokens are a mistake (or a forgery made with a leaked secret to last forever).
+MAX_TOKEN_LIFETIME = timedelta(days=366)
+_HEADER_TEXT_MAX = 256
 ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES384", "RS256", "RS384", "RS512", "PS256"})
 
 
@@ -89,11 +94,20 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """Return the verified claims, or raise Unauthorized saying what is wrong."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthorized(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("malformed token") from exc
-        algorithm = header.get("alg")
+        # The header is not signed yet: each field is checked for its type before any use.
+        for name in ("alg", "kid", "typ"):
+            value = header.get(name)
+            if (name == "alg" or value is not None) and (
+                not isinstance(value, str) or len(value) > _HEADER_TEXT_MAX
+            ):
+                raise Unauthorized(f"token header {name!r} must be a short string")
+        algorithm = header["alg"]
         key: Any
         if algorithm in HMAC_ALGORITHMS and self._secret:
             key = self._secret
@@ -121,8 +135,15 @@ class TokenVerifier:
             # TypeError/ValueError: a key of the wrong family for the algorithm.
             raise Unauthorized(f"invalid token: {exc}") from exc
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject or len(subject) > OWNER_MAX:
+        if (
+            not isinstance(subject, str)
+            or not subject
+            or len(subject) > OWNER_MAX
+            or not subject.isprintable()
+        ):
             raise Unauthorized("token subject is not a valid user id")
+        if claims["exp"] - time.time() > MAX_TOKEN_LIFETIME.total_seconds():
+            raise Unauthorized("token lifetime is longer than a year")
         return claims
 
 

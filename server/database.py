@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -75,17 +75,22 @@ def create_engine(raw_url: str, *, pool_size: int = 10) -> AsyncEngine:
     if parsed.is_postgres:
         # A fixed pool: overflow connections are opened and closed under load, which costs
         # Postgres more CPU than the queries themselves.
+        # No pre-ping: it costs three round trips on every checkout. A connection that died
+        # with the server fails its first statement instead; that request answers 503, and
+        # SQLAlchemy then drops every pooled connection older than the failure, so the next
+        # requests connect afresh (tested in tests/test_outage.py).
         return create_async_engine(
             parsed.url,
-            connect_args=parsed.connect_args,
+            # A server that does not answer at all fails in seconds, not asyncpg's 60.
+            connect_args={"timeout": 10, **parsed.connect_args},
             pool_size=pool_size,
             max_overflow=0,
-            pool_pre_ping=True,
+            pool_timeout=10,
         )
     database = parsed.url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(parsed.url, connect_args={"timeout": 30}, pool_pre_ping=True)
+    engine = create_async_engine(parsed.url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -98,5 +103,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+class Database:
+    """The engine, and an AUTOCOMMIT view of it for work that is one statement.
+
+    A single INSERT/UPDATE/DELETE ... RETURNING or SELECT is atomic on its own; running it
+    outside an explicit transaction saves the BEGIN and COMMIT/ROLLBACK round trips, which on
+    the hot paths cost as much as the statement. Work of several statements uses `begin()`.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def connect(self) -> AsyncConnection:
+        """A connection whose statements each commit on their own."""
+        return self.autocommit.connect()
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`async with db.begin() as connection:` one transaction, committed at the end."""
+        return self.engine.begin()

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Forbidden, Unauthorized
 from server.services.tasks import TaskService
 
 bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth or `todo-chat token`")
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessionmaker() as session:
-        yield session
 
 
 async def current_user(
@@ -37,7 +30,6 @@ async def current_user(
     return user_id
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CurrentUser = Annotated[str, Depends(current_user)]
 
 
@@ -48,8 +40,8 @@ async def path_user(user_id: str, current: CurrentUser) -> str:
     return current
 
 
-async def task_service(session: SessionDep, user: CurrentUser) -> TaskService:
-    return TaskService(session, user)
+async def task_service(request: Request, user: CurrentUser) -> TaskService:
+    return TaskService(request.app.state.db, user)
 
 
 TaskServiceDep = Annotated[TaskService, Depends(task_service)]

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from asyncpg import exceptions as asyncpg_exc
+from sqlalchemy import exc as sa_exc
+
+RETRY_AFTER_SECONDS = 2
+DATABASE_UNAVAILABLE = "the database is unavailable right now: retry in a few seconds"
 
 
 class AppError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        self.extra = extra  # more fields of the error body, e.g. the conversation to retry in
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.code, "detail": self.detail}
+        return {"error": self.code, "detail": self.detail, **self.extra}
 
 
 class NotFound(AppError):
@@ -41,6 +49,16 @@ class InvalidInput(AppError):
     code = "validation_error"
 
 
+class Unavailable(AppError):
+    """The database cannot be reached right now; the request did not take effect."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, detail: str = DATABASE_UNAVAILABLE) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 class UpstreamError(AppError):
     """The model provider failed; the user's message is kept and a retry is safe."""
 
@@ -51,3 +69,34 @@ class UpstreamError(AppError):
 class UpstreamTimeout(AppError):
     status_code = 504
     code = "provider_timeout"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database could not be reached or went away mid-request.
+
+    Connection refused, a server starting up or shutting down, a connection dropped
+    mid-query, an exhausted pool, a locked SQLite file: all pass with time, so the caller
+    gets 503 and Retry-After. Anything else (a bug, a constraint) is not this.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (OSError, asyncio.TimeoutError, sa_exc.TimeoutError)):
+            return True
+        if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return True
+        if isinstance(current, _ASYNCPG_UNAVAILABLE):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+# asyncpg's "the server is not there for you right now" (SQLSTATE classes 08, 57P, 53300).
+_ASYNCPG_UNAVAILABLE = (
+    asyncpg_exc.PostgresConnectionError,
+    asyncpg_exc.OperatorInterventionError,
+    asyncpg_exc.TooManyConnectionsError,
+)

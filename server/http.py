@@ -1,19 +1,27 @@
-"""HTTP plumbing shared by every route: the error shape, the body size limit."""
+"""HTTP plumbing shared by every route: the error shape, request limits, the last resort."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import AppError
+from server.errors import AppError, Unavailable, database_unavailable
 
 MAX_BODY_BYTES = 1024 * 1024
+# Browsers and proxies keep all headers of a request within 8-16 KiB; a bearer token is ~1 KiB.
+MAX_HEADER_BYTES = 16 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+log = logging.getLogger("todo_chat.http")
 
 
 def error_response(
@@ -35,7 +43,7 @@ def _field_name(location: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+        return error_response(exc.status_code, exc.code, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -44,6 +52,15 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return error_response(422, "validation_error", detail, fields=fields)
+
+    @app.exception_handler(sa_exc.SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # a bug, not an outage: the last resort answers and logs it
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        unavailable = Unavailable()
+        return error_response(503, unavailable.code, unavailable.detail, unavailable.headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -54,8 +71,67 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, exc.detail, headers)
 
 
+def _json_response_messages(
+    status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[Message, Message]:
+    data = json.dumps(body).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            *headers,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": data}
+
+
+class LastResort:
+    """An unexpected exception answers 500 in the error shape, with a request id that the log
+    line carries too, and goes no further: the server keeps the connection open instead of
+    dropping it (as it does when an exception escapes the app)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+            request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+            log.exception(
+                "unexpected error, request id %s, on %s %s",
+                request_id,
+                scope.get("method"),
+                scope.get("path"),
+            )
+            if started:
+                return  # the answer is under way (a stream): it ends here, the server goes on
+            detail = f"an unexpected error occurred; quote request id {request_id} when reporting"
+            for message in _json_response_messages(
+                500,
+                {"error": "internal_error", "detail": detail, "request_id": request_id},
+                ((b"x-request-id", request_id.encode()),),
+            ):
+                await send(message)
+
+
 class BodySizeLimit:
-    """413 for request bodies over `limit` bytes, whether or not Content-Length is sent.
+    """413 for request bodies over `limit` bytes, whether or not Content-Length is sent;
+    431 for request headers over `MAX_HEADER_BYTES` all told.
 
     The body is read here, up to the limit, and replayed to the app: an error raised while
     the app itself reads would be turned into a 400 by the framework.
@@ -69,10 +145,22 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value) + 4
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await self._reject(send)
                 return
+        if header_bytes > MAX_HEADER_BYTES:
+            for message in _json_response_messages(
+                431,
+                {
+                    "error": "headers_too_large",
+                    "detail": f"request headers over {MAX_HEADER_BYTES} bytes",
+                },
+            ):
+                await send(message)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -100,17 +188,7 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "payload_too_large", "detail": f"request body over {self.limit} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        for message in _json_response_messages(
+            413, {"error": "payload_too_large", "detail": f"request body over {self.limit} bytes"}
+        ):
+            await send(message)

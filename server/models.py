@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic import field_validator as validator
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -20,11 +22,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+ID_MAX = 2**31 - 1  # the id columns are 32-bit INTEGERs on PostgreSQL
 TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
 TAG_MAX = 40
@@ -151,12 +155,68 @@ class Message(SQLModel, table=True):
     tool_calls: list[dict[str, Any]] = SQLField(
         default_factory=list, sa_column=Column(PortableJSON, nullable=False)
     )
+    # A user message whose turn failed; its tool_calls are what completed before the failure.
+    failed: bool = SQLField(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: datetime = SQLField(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
 
 
-# ---------------------------------------------------------------- task schemas
+# ---------------------------------------------------------------- input rules
+# Every adapter (REST bodies, paths and queries, MCP tool arguments, chat requests) uses these
+# types, so none can forget a rule. PostgreSQL text cannot hold NUL, and other control
+# characters are never meant in a todo list: both are refused everywhere, so what SQLite
+# accepts can always move to PostgreSQL.
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Characters that print nothing: a title made of them only is no title.
+_INVISIBLE = re.compile(r"[\s\u00ad\u200b-\u200f\u2028-\u202f\u205f-\u206f\ufeff]+")
+
+
+def id_in_range(value: int) -> bool:
+    """Whether `value` can name a row at all; anything else is simply not found."""
+    return 1 <= value <= ID_MAX
+
+
+def _plain_text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters such as NUL")
+    return value
+
+
+def _visible_text(value: str) -> str:
+    if not _INVISIBLE.sub("", value):
+        raise ValueError("must contain visible characters")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range once converted to UTC") from None
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
+    AfterValidator(_plain_text),
+    AfterValidator(_visible_text),
+]
+Description = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX),
+    AfterValidator(_plain_text),
+]
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX),
+    AfterValidator(_plain_text),
+    AfterValidator(_visible_text),
+]
 
 
 def _normalize_tags(tags: list[str]) -> list[str]:
@@ -166,11 +226,17 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX)]
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX), AfterValidator(_normalize_tags)]
-Due = Annotated[AwareDatetime, AfterValidator(to_utc)]
+# A timestamp with an offset, kept in UTC; the years at the calendar's edges that would leave
+# it when converted are a validation error, not an OverflowError.
+Due = Annotated[AwareDatetime, AfterValidator(_utc)]
+SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_plain_text)]
+MessageText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX),
+    AfterValidator(_plain_text),
+    AfterValidator(_visible_text),
+]
 
 
 class TaskCreate(BaseModel):
@@ -232,8 +298,11 @@ class TaskPublic(BaseModel):
 
 class TasksPublic(BaseModel):
     data: list[TaskPublic]
-    count: int
-    next_cursor: str | None
+    count: int | None = Field(
+        description="On the first page (no cursor): how many tasks match, counted up to 10,000. "
+        "Null on the pages after it."
+    )
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
 
 
 # ---------------------------------------------------------------- chat schemas
@@ -242,9 +311,7 @@ class TasksPublic(BaseModel):
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)
-    ]
+    message: MessageText
     conversation_id: Annotated[int, Field(ge=1)] | None = None
     timezone: Annotated[
         str | None,
@@ -286,7 +353,13 @@ class MessagePublic(BaseModel):
     id: int
     role: str
     content: str
-    tool_calls: list[ToolCallRecord]
+    tool_calls: list[ToolCallRecord] = Field(
+        description="An answer's tool calls; on a failed user message, those that completed"
+    )
+    failed: bool = Field(
+        description="A user message whose turn failed: sending the same text again retries it "
+        "without repeating what its tool calls already did"
+    )
     created_at: datetime
 
 

@@ -19,7 +19,7 @@ from mcp_tools.server import build_mcp_server
 
 @pytest.fixture
 async def mcp(app: FastAPI) -> AsyncIterator[Client]:
-    server = build_mcp_server(app.state.sessionmaker, app.state.settings, fixed_user("alice"))
+    server = build_mcp_server(app.state.db, app.state.settings, fixed_user("alice"))
     holder = InProcessClient(server)
     yield await holder.open()
     await holder.close()
@@ -188,7 +188,7 @@ async def test_in_process_identity_comes_from_server_side_meta(
     app: FastAPI, client: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str]
 ) -> None:
     await client.post("/api/tasks", json={"title": "bob's task"}, headers=bob)
-    server = build_mcp_server(app.state.sessionmaker, app.state.settings, user_from_server_meta)
+    server = build_mcp_server(app.state.db, app.state.settings, user_from_server_meta)
     async with Client(server) as mcp:
         result = await mcp.call_tool("list_tasks", {}, meta={IN_PROCESS_USER_KEY: "alice"})
         assert result.structured_content == {"tasks": [], "count": 0, "next_cursor": None}
@@ -200,7 +200,7 @@ async def test_stdio_identity_ignores_a_forged_meta_user(
     app: FastAPI, client: httpx.AsyncClient, bob: dict[str, str]
 ) -> None:
     await client.post("/api/tasks", json={"title": "bob's task"}, headers=bob)
-    server = build_mcp_server(app.state.sessionmaker, app.state.settings, fixed_user("alice"))
+    server = build_mcp_server(app.state.db, app.state.settings, fixed_user("alice"))
     async with Client(server) as mcp:
         result = await mcp.call_tool(
             "list_tasks", {"status": "all"}, meta={IN_PROCESS_USER_KEY: "bob", "user_id": "bob"}

@@ -288,7 +288,8 @@ async def test_pagination_visits_every_task_once(
         if cursor:
             params["cursor"] = cursor
         body = (await client.get("/api/tasks", params=params, headers=alice)).json()
-        assert body["count"] == 23
+        # Counted on the first page only: a cursor page costs one statement.
+        assert body["count"] == (23 if cursor is None else None)
         seen += [task["id"] for task in body["data"]]
         pages += 1
         cursor = body["next_cursor"]

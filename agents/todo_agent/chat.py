@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,25 +18,37 @@ from agents.exceptions import AgentsException
 from agents.items import RunItem, ToolCallItem, ToolCallOutputItem
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai import APIError, APITimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agents import Agent, RunConfig, Runner, set_tracing_disabled
 from mcp_tools.dates import zone
-from server.errors import InvalidInput, UpstreamError, UpstreamTimeout
+from server.database import Database
+from server.errors import (
+    AppError,
+    InvalidInput,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+    database_unavailable,
+)
 from server.models import ChatRequest, ChatResponse, ToolCallRecord
-from server.services.conversations import ConversationService
+from server.services.conversations import ConversationService, OpenTurn
 from server.settings import Settings
-from todo_agent.mcp_bridge import ChatContext
+from todo_agent.mcp_bridge import ChatContext, ToolJournal, current_journal
 from todo_agent.tool_output import parse_tool_output
 
 MAX_TURNS = 12
+log = logging.getLogger("todo_chat.chat")
 
 
 @dataclass(frozen=True)
 class PreparedTurn:
-    conversation_id: int
+    turn: OpenTurn
     context: ChatContext
     input: list[dict[str, Any]]
+
+    @property
+    def conversation_id(self) -> int:
+        return self.turn.conversation_id
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
@@ -62,13 +75,8 @@ def tool_calls_of(items: list[RunItem]) -> list[ToolCallRecord]:
 
 
 class ChatService:
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        settings: Settings,
-        agent: Agent[ChatContext],
-    ) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, db: Database, settings: Settings, agent: Agent[ChatContext]) -> None:
+        self._db = db
         self._settings = settings
         self._agent = agent
         set_tracing_disabled(not settings.agent_tracing)
@@ -81,50 +89,48 @@ class ChatService:
             zone(timezone)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
-        window = self._settings.chat_history_messages
-        async with self._sessionmaker() as session:
-            conversations = ConversationService(session, user_id)
-            if request.conversation_id is None:
-                conversation = await conversations.start(request.message)
-            else:
-                conversation = await conversations.get(request.conversation_id)
-            assert conversation.id is not None
-            recent = await conversations.recent(conversation, window + 1)
-            if recent and recent[-1].role == "user" and recent[-1].content == request.message:
-                # The same message again after a failed turn: a retry, not a second message.
-                recent.pop()
-            else:
-                await conversations.append(conversation.id, "user", request.message)
-            await session.commit()
-        history = recent[-window:] if window else []
-        items = [{"role": message.role, "content": message.content} for message in history]
+        conversations = ConversationService(self._db, user_id)
+        turn = await conversations.open_turn(
+            request.conversation_id, request.message, self._settings.chat_history_messages
+        )
+        items = [{"role": role, "content": content} for role, content in turn.history]
         items.append({"role": "user", "content": request.message})
-        return PreparedTurn(conversation.id, ChatContext(user_id, timezone), items)
+        return PreparedTurn(turn, ChatContext(user_id, timezone), items)
 
     async def _finish(
         self, turn: PreparedTurn, reply: str, calls: list[ToolCallRecord]
     ) -> ChatResponse:
-        async with self._sessionmaker() as session:
-            conversations = ConversationService(session, turn.context.user_id)
-            tool_calls = [call.model_dump() for call in calls]
-            # False only if the conversation was deleted during the turn: then nothing to keep.
-            await conversations.append(turn.conversation_id, "assistant", reply, tool_calls)
-            await session.commit()
+        conversations = ConversationService(self._db, turn.context.user_id)
+        # False only if the conversation was deleted during the turn: then nothing to keep.
+        await conversations.close_turn(turn.turn, reply, [call.model_dump() for call in calls])
         return ChatResponse(conversation_id=turn.conversation_id, response=reply, tool_calls=calls)
 
-    def _timeout_error(self) -> UpstreamTimeout:
+    async def _failed(self, turn: PreparedTurn, journal: ToolJournal) -> None:
+        """Record the failure and what its tool calls did, for a safe retry; best effort, as
+        the failure may be the database itself."""
+        conversations = ConversationService(self._db, turn.context.user_id)
+        try:
+            await asyncio.shield(conversations.fail_turn(turn.turn, journal.completed()))
+        except Exception as exc:
+            log.warning("could not record the failed turn %s: %r", turn.turn.message_id, exc)
+
+    def _timeout_error(self, turn: PreparedTurn) -> UpstreamTimeout:
         return UpstreamTimeout(
             f"the model did not answer within {self._settings.agent_timeout:g} s; "
-            "your message is saved: send it again to retry"
+            "your message is saved: send it again to retry",
+            conversation_id=turn.conversation_id,
         )
 
-    def _provider_error(self, exc: Exception) -> UpstreamError:
+    def _provider_error(self, turn: PreparedTurn, exc: Exception) -> UpstreamError:
         return UpstreamError(
             f"the model provider failed ({type(exc).__name__}: {exc}); "
-            "your message is saved: send it again to retry"
+            "your message is saved: send it again to retry",
+            conversation_id=turn.conversation_id,
         )
 
     async def run(self, turn: PreparedTurn) -> ChatResponse:
+        journal = ToolJournal(list(turn.turn.done_before))
+        token = current_journal.set(journal)
         try:
             async with asyncio.timeout(self._settings.agent_timeout):
                 result = await Runner.run(
@@ -134,15 +140,26 @@ class ChatService:
                     run_config=self._run_config,
                     max_turns=MAX_TURNS,
                 )
+            return await self._finish(
+                turn, str(result.final_output), tool_calls_of(result.new_items)
+            )
         except (TimeoutError, APITimeoutError) as exc:
-            raise self._timeout_error() from exc
+            await self._failed(turn, journal)
+            raise self._timeout_error(turn) from exc
         except (APIError, AgentsException) as exc:
-            raise self._provider_error(exc) from exc
-        return await self._finish(turn, str(result.final_output), tool_calls_of(result.new_items))
+            await self._failed(turn, journal)
+            raise self._provider_error(turn, exc) from exc
+        except BaseException:
+            await self._failed(turn, journal)
+            raise
+        finally:
+            current_journal.reset(token)
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs: conversation, delta, tool_call, tool_result, then done or error."""
         yield "conversation", {"conversation_id": turn.conversation_id}
+        journal = ToolJournal(list(turn.turn.done_before))
+        token = current_journal.set(journal)
         result = Runner.run_streamed(
             self._agent,
             turn.input,  # type: ignore[arg-type]
@@ -151,6 +168,7 @@ class ChatService:
             max_turns=MAX_TURNS,
         )
         names: dict[str, str] = {}
+        failure: AppError | None = None
         # A client that hangs up cancels this generator, and the SDK then cancels the run:
         # no tool keeps changing tasks for an answer nobody reads.
         try:
@@ -181,13 +199,25 @@ class ChatService:
                                     "result": parse_tool_output(event.item.output),
                                 },
                             )
+            answer = await self._finish(
+                turn, str(result.final_output), tool_calls_of(result.new_items)
+            )
         except (TimeoutError, APITimeoutError):
-            timeout = self._timeout_error()
-            yield "error", {**timeout.body(), "status": timeout.status_code}
-            return
+            failure = self._timeout_error(turn)
         except (APIError, AgentsException) as exc:
-            failure = self._provider_error(exc)
+            failure = self._provider_error(turn, exc)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                await self._failed(turn, journal)
+                raise
+            failure = Unavailable()
+        except BaseException:
+            await self._failed(turn, journal)
+            raise
+        finally:
+            current_journal.reset(token)
+        if failure is not None:
+            await self._failed(turn, journal)
             yield "error", {**failure.body(), "status": failure.status_code}
             return
-        answer = await self._finish(turn, str(result.final_output), tool_calls_of(result.new_items))
         yield "done", answer.model_dump(mode="json")

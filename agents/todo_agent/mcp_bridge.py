@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from agents.mcp import MCPServer as AgentMCPServer
 from agents.mcp.util import MCPToolMetaContext
 from mcp import Client, Tool
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, RequestParamsMeta
+from mcp.types import (
+    CallToolResult,
+    GetPromptResult,
+    ListPromptsResult,
+    RequestParamsMeta,
+    TextContent,
+)
 
 from agents import AgentBase, RunContextWrapper
 from mcp_tools.identity import IN_PROCESS_USER_KEY, TIMEZONE_META_KEY
@@ -22,6 +30,39 @@ class ChatContext:
 
     user_id: str
     timezone: str
+
+
+@dataclass
+class ToolJournal:
+    """What one chat turn's tool calls changed, so that a retry of a failed turn replays
+    those calls from the record instead of doing them again.
+
+    `earlier` holds the changes a failed attempt of the same message completed, each as
+    {"name", "arguments", "result"}; a call with the same name and arguments takes the first
+    matching record once. `done` is what this attempt has completed (replayed or new).
+    """
+
+    earlier: list[dict[str, Any]]
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    def replay(self, name: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        for index, record in enumerate(self.earlier):
+            if record["name"] == name and record["arguments"] == arguments:
+                self.done.append(self.earlier.pop(index))
+                return cast(dict[str, Any], record["result"])
+        return None
+
+    def record(self, name: str, arguments: dict[str, Any], result: dict[str, Any]) -> None:
+        self.done.append({"name": name, "arguments": arguments, "result": result})
+
+    def completed(self) -> list[dict[str, Any]]:
+        """Every change made for this message so far, by this attempt or an earlier one."""
+        return [*self.done, *self.earlier]
+
+
+# The running turn's journal. A context variable, because the SDK calls `call_tool` without
+# the run context; the run's tasks inherit it from the task that started the run.
+current_journal: ContextVar[ToolJournal | None] = ContextVar("current_journal", default=None)
 
 
 def bind_user(context: MCPToolMetaContext) -> dict[str, Any]:
@@ -42,6 +83,7 @@ class InProcessTaskTools(AgentMCPServer):
         self._holder = InProcessClient(server)
         self._client: Client | None = None
         self._tools: list[Tool] | None = None
+        self._changing: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -55,6 +97,11 @@ class InProcessTaskTools(AgentMCPServer):
         client.session.validate_tool_result = _trusted  # type: ignore[method-assign]
         self._client = client
         self._tools = (await client.list_tools()).tools
+        self._changing = frozenset(
+            tool.name
+            for tool in self._tools
+            if not (tool.annotations and tool.annotations.read_only_hint)
+        )
 
     async def cleanup(self) -> None:
         await self._holder.close()
@@ -72,9 +119,19 @@ class InProcessTaskTools(AgentMCPServer):
     ) -> CallToolResult:
         if self._client is None:
             raise RuntimeError("the task tools are not connected")
-        return await self._client.call_tool(
-            tool_name, arguments or {}, meta=cast(RequestParamsMeta | None, meta)
+        arguments = arguments or {}
+        journal = current_journal.get() if tool_name in self._changing else None
+        if journal is not None:
+            earlier = journal.replay(tool_name, arguments)
+            if earlier is not None:
+                text = TextContent(type="text", text=json.dumps(earlier))
+                return CallToolResult(content=[text], structured_content=earlier)
+        result = await self._client.call_tool(
+            tool_name, arguments, meta=cast(RequestParamsMeta | None, meta)
         )
+        if journal is not None and not result.is_error and result.structured_content is not None:
+            journal.record(tool_name, arguments, result.structured_content)
+        return result
 
     async def list_prompts(self) -> ListPromptsResult:
         return ListPromptsResult(prompts=[])

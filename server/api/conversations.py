@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from server.deps import CurrentUser, SessionDep
+from server.deps import CurrentUser
 from server.models import ConversationsPublic, MessagesPublic
 from server.ratelimit import RateLimits
 from server.services.conversations import ConversationService
 
 
-async def conversation_service(session: SessionDep, user: CurrentUser) -> ConversationService:
-    return ConversationService(session, user)
+async def conversation_service(request: Request, user: CurrentUser) -> ConversationService:
+    return ConversationService(request.app.state.db, user)
 
 
 Conversations = Annotated[ConversationService, Depends(conversation_service)]

@@ -5,10 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from server.deps import TaskServiceDep
-from server.models import Priority, TaskCreate, TaskPublic, TaskReplace, TasksPublic, TaskUpdate
+from server.models import (
+    Due,
+    Priority,
+    SearchText,
+    Tag,
+    TaskCreate,
+    TaskPublic,
+    TaskReplace,
+    TasksPublic,
+    TaskUpdate,
+)
 from server.ratelimit import RateLimits
 from server.services.tasks import MAX_PAGE, SORTS, Status, TaskQuery
 
@@ -37,12 +46,12 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         tasks: TaskServiceDep,
         status: Status = "all",
         q: Annotated[
-            str | None, Query(max_length=200, description="Text in title or description")
+            SearchText | None, Query(description="Text in title or description")
         ] = None,
         priority: Priority | None = None,
-        tag: Annotated[str | None, Query(max_length=40)] = None,
-        due_before: AwareDatetime | None = None,
-        due_after: AwareDatetime | None = None,
+        tag: Annotated[Tag | None, Query(description="Only tasks with this tag")] = None,
+        due_before: Annotated[Due | None, Query(description="Due strictly before")] = None,
+        due_after: Annotated[Due | None, Query(description="Due strictly after")] = None,
         sort: Annotated[str, Query(description=f"One of {', '.join(SORTS)}")] = "-created",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
         cursor: Annotated[str | None, Query(max_length=500)] = None,

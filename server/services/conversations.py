@@ -1,13 +1,20 @@
-"""Conversations and their messages, always scoped to their owner."""
+"""Conversations and their messages, always scoped to their owner.
+
+A chat turn is opened (the user's message stored, the history read) and closed (the reply
+stored) in one short transaction each. A turn that fails is marked on its user message,
+together with the tool calls that completed before the failure: sending the same message
+again claims that record, so the retry knows what was already done and does not do it twice.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, delete, insert, or_, select, true, update
 
+from server.database import Database
 from server.errors import NotFound
 from server.models import (
     Conversation,
@@ -16,6 +23,7 @@ from server.models import (
     Message,
     MessagePublic,
     MessagesPublic,
+    id_in_range,
     utcnow,
 )
 from server.services import cursors
@@ -23,6 +31,8 @@ from server.services import cursors
 TITLE_LENGTH = 80
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
 _messages = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATION_COLUMNS = [_conversations.c[name] for name in ConversationPublic.model_fields]
+_MESSAGE_COLUMNS = [_messages.c[name] for name in MessagePublic.model_fields]
 
 
 def title_from(message: str) -> str:
@@ -30,75 +40,148 @@ def title_from(message: str) -> str:
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
+@dataclass(frozen=True)
+class OpenTurn:
+    conversation_id: int
+    message_id: int
+    history: list[tuple[str, str]]  # (role, content) before the message, oldest first
+    done_before: list[dict[str, Any]]  # tool calls an earlier, failed attempt completed
+
+
 class ConversationService:
-    def __init__(self, session: AsyncSession, owner_id: str) -> None:
-        self.session = session
+    def __init__(self, db: Database, owner_id: str) -> None:
+        self.db = db
         self.owner_id = owner_id
 
-    async def get(self, conversation_id: int) -> Conversation:
-        conversation = await self.session.scalar(
-            select(Conversation).where(
-                _conversations.c.id == conversation_id,
-                _conversations.c.owner_id == self.owner_id,
-            )
+    def _owned(self, conversation_id: int) -> Any:
+        if not id_in_range(conversation_id):
+            raise _not_found(conversation_id)
+        return and_(
+            _conversations.c.id == conversation_id, _conversations.c.owner_id == self.owner_id
         )
-        if conversation is None:
-            raise NotFound(f"Conversation {conversation_id} not found")
-        return conversation
 
-    async def start(self, first_message: str) -> Conversation:
-        conversation = Conversation(owner_id=self.owner_id, title=title_from(first_message))
-        self.session.add(conversation)
-        await self.session.flush()
-        return conversation
+    async def get(self, conversation_id: int) -> ConversationPublic:
+        statement = select(*_CONVERSATION_COLUMNS).where(self._owned(conversation_id))
+        async with self.db.connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+        if row is None:
+            raise _not_found(conversation_id)
+        return ConversationPublic.model_validate(row)
 
-    async def recent(self, conversation: Conversation, limit: int) -> list[Message]:
-        """The last `limit` messages, oldest first: the agent's bounded window of history."""
-        if limit <= 0:
-            return []
-        rows = await self.session.scalars(
-            select(Message)
-            .where(_messages.c.conversation_id == conversation.id)
-            .order_by(_messages.c.id.desc())
-            .limit(limit)
-        )
-        return list(reversed(rows.all()))
+    async def open_turn(self, conversation_id: int | None, message: str, window: int) -> OpenTurn:
+        """Store the user's message (or claim its failed earlier attempt) and read the history.
 
-    async def append(
-        self,
-        conversation_id: int,
-        role: str,
-        content: str,
-        tool_calls: Sequence[dict[str, Any]] = (),
-    ) -> bool:
-        """Add a message and bump the conversation; False if it is gone (deleted meanwhile)."""
+        Bumping the conversation first takes its row lock on PostgreSQL, so turns that open
+        on one conversation at the same time queue here for a moment instead of racing.
+        """
         now = utcnow()
-        bumped = await self.session.scalar(
-            update(Conversation)
-            .where(
-                _conversations.c.id == conversation_id,
-                _conversations.c.owner_id == self.owner_id,
+        async with self.db.begin() as connection:
+            if conversation_id is None:
+                conversation_id = await connection.scalar(
+                    insert(_conversations)
+                    .values(
+                        owner_id=self.owner_id,
+                        title=title_from(message),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(_conversations.c.id)
+                )
+                recent = []
+            else:
+                bumped = await connection.scalar(
+                    update(_conversations)
+                    .where(self._owned(conversation_id))
+                    .values(updated_at=now)
+                    .returning(_conversations.c.id)
+                )
+                if bumped is None:
+                    raise _not_found(conversation_id)
+                recent = list(
+                    (
+                        await connection.execute(
+                            select(
+                                _messages.c.id,
+                                _messages.c.role,
+                                _messages.c.content,
+                                _messages.c.failed,
+                            )
+                            .where(_messages.c.conversation_id == conversation_id)
+                            .order_by(_messages.c.id.desc())
+                            .limit(window + 1)
+                        )
+                    ).all()
+                )
+            assert conversation_id is not None
+            done_before: list[dict[str, Any]] | None = None
+            last = recent[0] if recent else None
+            if last is not None and last.role == "user" and last.content == message and last.failed:
+                # The same message again after its turn failed: a retry of that turn.
+                done_before = await connection.scalar(
+                    update(_messages)
+                    .where(_messages.c.id == last.id, _messages.c.failed == true())
+                    .values(failed=False, tool_calls=[])
+                    .returning(_messages.c.tool_calls)
+                )
+            if done_before is not None:
+                message_id = last.id  # type: ignore[union-attr]
+                recent = recent[1:]
+            else:
+                message_id = await connection.scalar(
+                    insert(_messages)
+                    .values(
+                        conversation_id=conversation_id,
+                        owner_id=self.owner_id,
+                        role="user",
+                        content=message,
+                        tool_calls=[],
+                        failed=False,
+                        created_at=now,
+                    )
+                    .returning(_messages.c.id)
+                )
+        history = [(row.role, row.content) for row in reversed(recent[:window])]
+        return OpenTurn(conversation_id, message_id, history, done_before or [])
+
+    async def close_turn(
+        self, turn: OpenTurn, reply: str, tool_calls: Sequence[dict[str, Any]]
+    ) -> bool:
+        """Store the reply; False if the conversation was deleted during the turn."""
+        now = utcnow()
+        async with self.db.begin() as connection:
+            bumped = await connection.scalar(
+                update(_conversations)
+                .where(self._owned(turn.conversation_id))
+                .values(updated_at=now)
+                .returning(_conversations.c.id)
             )
-            .values(updated_at=now)
-            .returning(_conversations.c.id)
-        )
-        if bumped is None:
-            return False
-        await self.session.execute(
-            insert(Message).values(
-                conversation_id=conversation_id,
-                owner_id=self.owner_id,
-                role=role,
-                content=content,
-                tool_calls=list(tool_calls),
-                created_at=now,
+            if bumped is None:
+                return False
+            await connection.execute(
+                insert(_messages).values(
+                    conversation_id=turn.conversation_id,
+                    owner_id=self.owner_id,
+                    role="assistant",
+                    content=reply,
+                    tool_calls=list(tool_calls),
+                    failed=False,
+                    created_at=now,
+                )
             )
-        )
         return True
+
+    async def fail_turn(self, turn: OpenTurn, done: Sequence[dict[str, Any]]) -> None:
+        """Mark the turn's message as failed, with the tool calls that completed."""
+        async with self.db.connect() as connection:
+            await connection.execute(
+                update(_messages)
+                .where(_messages.c.id == turn.message_id, _messages.c.owner_id == self.owner_id)
+                .values(failed=True, tool_calls=list(done))
+            )
 
     async def page(self, limit: int, cursor: str | None) -> ConversationsPublic:
         """Newest activity first."""
-        statement = select(_conversations).where(_conversations.c.owner_id == self.owner_id)
+        statement = select(*_CONVERSATION_COLUMNS).where(_conversations.c.owner_id == self.owner_id)
         if cursor:
             updated_at, last_id = cursors.decode(cursor, "conversations")
             statement = statement.where(
@@ -110,7 +193,8 @@ class ConversationService:
         statement = statement.order_by(
             _conversations.c.updated_at.desc(), _conversations.c.id.desc()
         ).limit(limit + 1)
-        rows = (await self.session.execute(statement)).mappings().all()
+        async with self.db.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
         data = [ConversationPublic.model_validate(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -121,25 +205,34 @@ class ConversationService:
         self, conversation_id: int, limit: int, cursor: str | None
     ) -> MessagesPublic:
         """Oldest first, as a transcript reads."""
-        await self.get(conversation_id)
-        statement = select(_messages).where(_messages.c.conversation_id == conversation_id)
+        owned = self._owned(conversation_id)
+        statement = select(*_MESSAGE_COLUMNS).where(
+            _messages.c.conversation_id == conversation_id,
+            select(_conversations.c.id).where(owned).exists(),
+        )
         if cursor:
             _, last_id = cursors.decode(cursor, "messages")
             statement = statement.where(_messages.c.id > last_id)
         statement = statement.order_by(_messages.c.id).limit(limit + 1)
-        rows = (await self.session.execute(statement)).mappings().all()
+        async with self.db.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+            if not rows and not await connection.scalar(select(_conversations.c.id).where(owned)):
+                raise _not_found(conversation_id)
         data = [MessagePublic.model_validate(row) for row in rows[:limit]]
         next_cursor = cursors.encode("messages", None, data[-1].id) if len(rows) > limit else None
         return MessagesPublic(data=data, next_cursor=next_cursor)
 
     async def delete(self, conversation_id: int) -> None:
-        await self.get(conversation_id)
-        await self.session.execute(
-            delete(Message).where(_messages.c.conversation_id == conversation_id)
-        )
-        await self.session.execute(
-            delete(Conversation).where(
-                _conversations.c.id == conversation_id, _conversations.c.owner_id == self.owner_id
+        """Delete a conversation; its messages go with it (ON DELETE CASCADE)."""
+        async with self.db.connect() as connection:
+            deleted = await connection.scalar(
+                delete(_conversations)
+                .where(self._owned(conversation_id))
+                .returning(_conversations.c.id)
             )
-        )
-        await self.session.commit()
+        if deleted is None:
+            raise _not_found(conversation_id)
+
+
+def _not_found(conversation_id: int) -> NotFound:
+    return NotFound(f"Conversation {conversation_id} not found")

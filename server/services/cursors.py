@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from server.errors import InvalidInput
+from server.models import ID_MAX, id_in_range
 
 
 def encode(order: str, value: Any, last_id: int) -> str:
@@ -22,17 +23,24 @@ def encode(order: str, value: Any, last_id: int) -> str:
 
 
 def decode(cursor: str, order: str) -> tuple[Any, int]:
-    """(value, id) of a cursor made by `encode` for the same `order`; 422 otherwise."""
+    """(value, id) of a cursor made by `encode` for the same `order`; 422 otherwise.
+
+    A cursor comes back from the client, so everything in it is checked as input: an id the
+    table can hold, an aware datetime or a small integer, nothing else.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_order, value, last_id = json.loads(raw)
-        if not isinstance(last_id, int):
+        if type(last_id) is not int or not id_in_range(last_id):
             raise ValueError("id")
         if isinstance(value, dict):
             value = datetime.fromisoformat(value["dt"])
-        elif value is not None and not isinstance(value, int):
+            if value.tzinfo is None:
+                raise ValueError("naive datetime")
+            value.astimezone(UTC)  # OverflowError at the calendar's edges
+        elif value is not None and (type(value) is not int or not 0 <= value <= ID_MAX):
             raise ValueError("value")
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, binascii.Error) as exc:
         raise InvalidInput("cursor is not valid: start again without it") from exc
     if cursor_order != order:
         raise InvalidInput("cursor belongs to another sort order: start again without it")

@@ -1,6 +1,9 @@
 """The task service: every rule about tasks, shared by REST, MCP and chat.
 
-Every statement filters by owner, so another user's task is simply not found.
+Every statement filters by owner, so another user's task is simply not found. Each operation
+is one statement (INSERT/UPDATE/DELETE ... RETURNING, or one SELECT), atomic on its own: a
+task that vanishes between two requests is "not found", never half-updated, and a concurrent
+complete and delete cannot trip over each other.
 """
 
 from __future__ import annotations
@@ -9,10 +12,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
+from server.database import Database
 from server.errors import InvalidInput, NotFound
 from server.models import (
     Priority,
@@ -22,12 +42,16 @@ from server.models import (
     TaskReplace,
     TasksPublic,
     TaskUpdate,
+    id_in_range,
     utcnow,
 )
 from server.services import cursors
 
 Status = Literal["all", "pending", "completed"]
 MAX_PAGE = 100
+# The first page says how many tasks match, counted up to this many: an exact count of a
+# very large set costs a scan on every first page, and no one pages through 10,000 tasks.
+COUNT_CAP = 10_000
 
 _table = Task.__table__  # type: ignore[attr-defined]
 _SORT_COLUMNS: dict[str, Any] = {
@@ -35,7 +59,9 @@ _SORT_COLUMNS: dict[str, Any] = {
     "due": _table.c.due,
     "priority": _table.c.priority,
 }
+_ATTR = {"created": "created_at", "due": "due", "priority": "priority"}
 SORTS = tuple(f"{sign}{name}" for name in _SORT_COLUMNS for sign in ("", "-"))
+_COLUMNS = [_table.c[name] for name in TaskPublic.model_fields]
 
 
 @dataclass(frozen=True)
@@ -52,82 +78,105 @@ class TaskQuery:
 
 
 class TaskService:
-    def __init__(self, session: AsyncSession, owner_id: str) -> None:
-        self.session = session
+    def __init__(self, db: Database, owner_id: str) -> None:
+        self.db = db
         self.owner_id = owner_id
 
     async def create(self, data: TaskCreate) -> TaskPublic:
-        task = Task(
-            owner_id=self.owner_id,
-            title=data.title,
-            description=data.description,
-            priority=data.priority.rank,
-            due=data.due,
-            tags=data.tags,
+        now = utcnow()
+        statement = (
+            insert(_table)
+            .values(
+                owner_id=self.owner_id,
+                title=data.title,
+                description=data.description,
+                completed=False,
+                completed_at=None,
+                priority=data.priority.rank,
+                due=data.due,
+                tags=data.tags,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*_COLUMNS)
         )
-        self.session.add(task)
-        await self.session.commit()
-        return TaskPublic.model_validate(task)
+        async with self.db.connect() as connection:
+            row = (await connection.execute(statement)).mappings().one()
+        return TaskPublic.model_validate(row)
 
     async def get(self, task_id: int) -> TaskPublic:
-        return TaskPublic.model_validate(await self._load(task_id))
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        statement = select(*_COLUMNS).where(_table.c.id == task_id, self._owned())
+        async with self.db.connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+        if row is None:
+            raise _not_found(task_id)
+        return TaskPublic.model_validate(row)
 
     async def update(self, task_id: int, data: TaskUpdate) -> TaskPublic:
-        task = await self._load(task_id)
         changes = data.model_dump(exclude_unset=True)
         if "priority" in changes:
             changes["priority"] = Priority(changes["priority"]).rank
         completed = changes.pop("completed", None)
-        for field, value in changes.items():
-            setattr(task, field, value)
         if completed is not None:
-            _set_completed(task, completed)
-        task.updated_at = utcnow()
-        await self.session.commit()
-        return TaskPublic.model_validate(task)
+            changes.update(_completion(completed))
+        return await self._change(task_id, changes)
 
     async def replace(self, task_id: int, data: TaskReplace) -> TaskPublic:
-        task = await self._load(task_id)
-        task.title = data.title
-        task.description = data.description
-        task.priority = data.priority.rank
-        task.due = data.due
-        task.tags = data.tags
-        _set_completed(task, data.completed)
-        task.updated_at = utcnow()
-        await self.session.commit()
-        return TaskPublic.model_validate(task)
+        return await self._change(
+            task_id,
+            {
+                "title": data.title,
+                "description": data.description,
+                "priority": data.priority.rank,
+                "due": data.due,
+                "tags": data.tags,
+                **_completion(data.completed),
+            },
+        )
 
     async def set_completed(self, task_id: int, completed: bool | None) -> TaskPublic:
         """Mark done (True), reopen (False) or toggle (None)."""
-        task = await self._load(task_id)
-        _set_completed(task, (not task.completed) if completed is None else completed)
-        task.updated_at = utcnow()
-        await self.session.commit()
-        return TaskPublic.model_validate(task)
+        if completed is None:
+            now = utcnow()
+            # In an UPDATE every SET reads the row as it was: the toggle of the old value.
+            changes: dict[str, Any] = {
+                "completed": not_(_table.c.completed),
+                "completed_at": case((_table.c.completed, None), else_=literal(now, _stamp())),
+            }
+        else:
+            changes = _completion(completed)
+        return await self._change(task_id, changes)
 
     async def delete(self, task_id: int) -> TaskPublic:
-        task = await self._load(task_id)
-        deleted = TaskPublic.model_validate(task)
-        await self.session.execute(
-            delete(Task).where(_table.c.id == task_id, _table.c.owner_id == self.owner_id)
+        """Delete and return what was deleted; a second delete of the same task is not found."""
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        statement: ReturningDelete[Any] = (
+            delete(_table).where(_table.c.id == task_id, self._owned()).returning(*_COLUMNS)
         )
-        await self.session.commit()
-        return deleted
+        return await self._returning(task_id, statement)
 
     async def find(self, query: TaskQuery) -> TasksPublic:
+        """A page of tasks. `count` is given on the first page only (see COUNT_CAP)."""
         if query.sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
         if not 1 <= query.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         filters = self._filters(query)
-        count = await self.session.scalar(select(func.count()).select_from(_table).where(*filters))
-
         descending = query.sort.startswith("-")
         name = query.sort.lstrip("-")
         column = _SORT_COLUMNS[name]
         nullable = name == "due"
-        statement: Select[Any] = select(_table).where(*filters)
+
+        columns: list[Any] = list(_COLUMNS)
+        if not query.cursor:
+            # Counted in the same statement as the page: one round trip for the first page.
+            capped = select(literal(1)).where(*filters).correlate(None).limit(COUNT_CAP)
+            total = select(func.count()).select_from(capped.subquery()).scalar_subquery()
+            columns.append(total.label("total"))
+        statement: Select[Any] = select(*columns).where(*filters)
         if query.cursor:
             value, last_id = cursors.decode(query.cursor, query.sort)
             statement = statement.where(_after(column, descending, nullable, value, last_id))
@@ -137,27 +186,46 @@ class TaskService:
         id_order = _table.c.id.desc() if descending else _table.c.id.asc()
         statement = statement.order_by(order, id_order).limit(query.limit + 1)
 
-        rows = (await self.session.execute(statement)).mappings().all()
+        async with self.db.connect() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
         page = [TaskPublic.model_validate(row) for row in rows[: query.limit]]
+        count: int | None = None
+        if not query.cursor:
+            count = rows[0]["total"] if rows else 0
         next_cursor = None
         if len(rows) > query.limit:
             last = page[-1]
             next_cursor = cursors.encode(query.sort, getattr(last, _ATTR[name]), last.id)
-        return TasksPublic(data=page, count=count or 0, next_cursor=next_cursor)
+        return TasksPublic(data=page, count=count, next_cursor=next_cursor)
 
-    async def _load(self, task_id: int) -> Task:
-        task = await self.session.scalar(
-            select(Task).where(_table.c.id == task_id, _table.c.owner_id == self.owner_id)
+    async def _change(self, task_id: int, changes: dict[str, Any]) -> TaskPublic:
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        statement: ReturningUpdate[Any] = (
+            update(_table)
+            .where(_table.c.id == task_id, self._owned())
+            .values(**changes, updated_at=utcnow())
+            .returning(*_COLUMNS)
         )
-        if task is None:
-            raise NotFound(f"Task {task_id} not found")
-        return task
+        return await self._returning(task_id, statement)
+
+    async def _returning(
+        self, task_id: int, statement: ReturningUpdate[Any] | ReturningDelete[Any]
+    ) -> TaskPublic:
+        async with self.db.connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+        if row is None:
+            raise _not_found(task_id)
+        return TaskPublic.model_validate(row)
+
+    def _owned(self) -> ColumnElement[bool]:
+        return _table.c.owner_id == self.owner_id  # type: ignore[no-any-return]
 
     def _filters(self, query: TaskQuery) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = [_table.c.owner_id == self.owner_id]
+        filters: list[ColumnElement[bool]] = [self._owned()]
         if query.status != "all":
-            filters.append(_table.c.completed.is_(query.status == "completed"))
-        if query.q:
+            filters.append(_table.c.completed == (query.status == "completed"))
+        if query.q and query.q.strip():
             pattern = "%" + _escape_like(query.q.strip()) + "%"
             filters.append(
                 or_(
@@ -167,7 +235,7 @@ class TaskService:
             )
         if query.priority is not None:
             filters.append(_table.c.priority == query.priority.rank)
-        if query.tag:
+        if query.tag and query.tag.strip():
             filters.append(self._has_tag(query.tag.strip().lower()))
         if query.due_before is not None:
             filters.append(_table.c.due < query.due_before)
@@ -176,21 +244,29 @@ class TaskService:
         return filters
 
     def _has_tag(self, tag: str) -> ColumnElement[bool]:
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.db.engine.dialect.name == "postgresql":
             return type_coerce(_table.c.tags, JSONB).contains([tag])
         elements = func.json_each(_table.c.tags).table_valued("value")
         return exists(select(1).select_from(elements).where(elements.c.value == tag))
 
 
-_ATTR = {"created": "created_at", "due": "due", "priority": "priority"}
+def _not_found(task_id: int) -> NotFound:
+    return NotFound(f"Task {task_id} not found")
 
 
-def _set_completed(task: Task, completed: bool) -> None:
-    if completed and not task.completed:
-        task.completed_at = utcnow()
-    elif not completed:
-        task.completed_at = None
-    task.completed = completed
+def _stamp() -> Any:
+    return _table.c.completed_at.type
+
+
+def _completion(completed: bool) -> dict[str, Any]:
+    """SET values that mark a task done or not done; a done task keeps its first completion time."""
+    if not completed:
+        return {"completed": False, "completed_at": None}
+    now = literal(utcnow(), _stamp())
+    return {
+        "completed": True,
+        "completed_at": case((_table.c.completed, _table.c.completed_at), else_=now),
+    }
 
 
 def _escape_like(text: str) -> str:
@@ -200,10 +276,14 @@ def _escape_like(text: str) -> str:
 def _after(
     column: Any, descending: bool, nullable: bool, value: Any, last_id: int
 ) -> ColumnElement[bool]:
-    """Rows strictly after (value, id) in the listing's order; NULLs sort last."""
+    """Rows strictly after (value, id) in the listing's order; NULLs sort last.
+
+    Non-null values compare as a row, `(column, id) < (value, last_id)`, which PostgreSQL
+    answers from the (owner, column, id) index without scanning the rows before the cursor.
+    """
     id_after = _table.c.id < last_id if descending else _table.c.id > last_id
     if value is None:
         return and_(column.is_(None), id_after)
-    beyond = column < value if descending else column > value
-    condition = or_(beyond, and_(column == value, id_after))
-    return or_(condition, column.is_(None)) if nullable else condition
+    pair, cursor = tuple_(column, _table.c.id), tuple_(literal(value, column.type), last_id)
+    beyond = pair < cursor if descending else pair > cursor
+    return or_(beyond, column.is_(None)) if nullable else beyond

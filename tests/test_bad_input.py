@@ -190,12 +190,16 @@ async def test_client_edited_cursors_are_422(
 ) -> None:
     cursor = base64.urlsafe_b64encode(json.dumps(cursor_value).encode()).decode().rstrip("=")
     sort = cursor_value[0]
-    response = await client.get("/api/tasks", params={"cursor": cursor, "sort": sort}, headers=alice)
+    response = await client.get(
+        "/api/tasks", params={"cursor": cursor, "sort": sort}, headers=alice
+    )
     assert response.status_code == 422, response.text
     assert "cursor" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("timezone", ["Europe", "America", "Etc", "Factory", "../etc/passwd", "a\x00"])
+@pytest.mark.parametrize(
+    "timezone", ["Europe", "America", "Etc", "Factory", "../etc/passwd", "a\x00"]
+)
 async def test_unknown_timezones_are_422_in_chat(
     client: httpx.AsyncClient, alice: H, timezone: str
 ) -> None:
@@ -222,7 +226,9 @@ async def test_bad_chat_messages_are_422_and_nothing_is_stored(
 
 @pytest.fixture
 async def mcp(app: FastAPI) -> AsyncIterator[Client]:
-    holder = InProcessClient(build_mcp_server(app.state.db, app.state.settings, fixed_user("alice")))
+    holder = InProcessClient(
+        build_mcp_server(app.state.db, app.state.settings, fixed_user("alice"))
+    )
     yield await holder.open()
     await holder.close()
 

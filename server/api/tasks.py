@@ -45,9 +45,7 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         response: Response,
         tasks: TaskServiceDep,
         status: Status = "all",
-        q: Annotated[
-            SearchText | None, Query(description="Text in title or description")
-        ] = None,
+        q: Annotated[SearchText | None, Query(description="Text in title or description")] = None,
         priority: Priority | None = None,
         tag: Annotated[Tag | None, Query(description="Only tasks with this tag")] = None,
         due_before: Annotated[Due | None, Query(description="Due strictly before")] = None,

@@ -105,6 +105,7 @@ class ConversationService:
                                 _messages.c.role,
                                 _messages.c.content,
                                 _messages.c.failed,
+                                _messages.c.tool_calls,
                             )
                             .where(_messages.c.conversation_id == conversation_id)
                             .order_by(_messages.c.id.desc())
@@ -116,13 +117,16 @@ class ConversationService:
             done_before: list[dict[str, Any]] | None = None
             last = recent[0] if recent else None
             if last is not None and last.role == "user" and last.content == message and last.failed:
-                # The same message again after its turn failed: a retry of that turn.
-                done_before = await connection.scalar(
+                # The same message again after its turn failed: a retry of that turn. The
+                # claim is conditional, so of two retries at once only one takes the record.
+                claimed = await connection.scalar(
                     update(_messages)
                     .where(_messages.c.id == last.id, _messages.c.failed == true())
                     .values(failed=False, tool_calls=[])
-                    .returning(_messages.c.tool_calls)
+                    .returning(_messages.c.id)
                 )
+                if claimed is not None:
+                    done_before = list(last.tool_calls)
             if done_before is not None:
                 message_id = last.id  # type: ignore[union-attr]
                 recent = recent[1:]

@@ -19,6 +19,7 @@ from server.auth import TokenVerifier
 from server.database import Database, create_engine
 from server.deps import path_user
 from server.http import BodySizeLimit, LastResort, install_error_handlers
+from server.models import API_ERRORS
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 from todo_agent.agent import build_agent, build_model
@@ -76,14 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     task_routes, toggle_route = tasks.build_routers(limits)
     chat_route = chat.build_router(limits)
-    api = APIRouter(prefix="/api")
+    api = APIRouter(prefix="/api", responses=API_ERRORS)
     api.include_router(task_routes)
     api.include_router(chat_route)
     api.include_router(conversations.build_router(limits))
     app.include_router(api)
 
     # The same routes under /api/{user_id} for Better Auth + Next.js frontends.
-    per_user = APIRouter(prefix="/api/{user_id}", dependencies=[Depends(path_user)])
+    per_user = APIRouter(
+        prefix="/api/{user_id}", dependencies=[Depends(path_user)], responses=API_ERRORS
+    )
     per_user.include_router(task_routes)
     per_user.include_router(toggle_route)
     per_user.include_router(chat_route)

@@ -366,3 +366,43 @@ class MessagePublic(BaseModel):
 class MessagesPublic(BaseModel):
     data: list[MessagePublic]
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- errors
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The input that was refused, e.g. `title` or `tags.0`")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, whatever its status."""
+
+    error: str = Field(description="A stable code, e.g. not_found, validation_error")
+    detail: str = Field(description="What went wrong, in one sentence for a person")
+    fields: list[FieldError] | None = Field(default=None, description="On 422: each bad input")
+    request_id: str | None = Field(default=None, description="On 500: quote it in a report")
+    conversation_id: int | None = Field(
+        default=None, description="On a failed chat turn: where the message was saved"
+    )
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all in the `ErrorBody` shape."""
+    return {code: {"model": ErrorBody, "description": _ERROR_MEANINGS[code]} for code in codes}
+
+
+_ERROR_MEANINGS = {
+    401: "No valid bearer token",
+    403: "The user id in the path is not the token's",
+    404: "Not found, or not yours",
+    413: "Request body over 1 MiB",
+    422: "Invalid input; `fields` names each one",
+    429: "Rate limit exceeded; see Retry-After",
+    500: "Unexpected server error; `request_id` is in the server log",
+    502: "The model provider failed; the message is saved and a retry is safe",
+    503: "The database is unavailable; see Retry-After",
+    504: "The model did not answer in time; the message is saved and a retry is safe",
+}
+API_ERRORS = error_responses(401, 403, 404, 413, 422, 429, 500, 503)

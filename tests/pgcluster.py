@@ -6,6 +6,7 @@ Never the shared server (other tests use it): `initdb` into a temporary folder o
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -62,8 +63,6 @@ def private_cluster() -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             cluster.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(root, ignore_errors=True)

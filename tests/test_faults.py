@@ -224,3 +224,41 @@ async def test_a_failed_turn_names_its_conversation(
     assert failed.status_code == 502
     listed = (await llm.get("/api/conversations", headers=headers)).json()["data"]
     assert failed.json()["conversation_id"] == listed[0]["id"]
+
+
+async def test_hundreds_of_open_chat_streams_do_not_stop_rest(
+    make_settings: Callable[..., Settings], fake: FakeOpenAI, clean_database: None, alice: H
+) -> None:
+    streams = 200
+    fake.script = [Step(sleep=6, text="late") for _ in range(streams)]
+    settings = make_settings(openai_base_url=fake.url, agent_model="m", agent_timeout=10)  # type: ignore[attr-defined]
+    limits = httpx.Limits(max_connections=streams + 20)
+    opened = 0
+
+    async def hold_stream(client: httpx.AsyncClient, all_open: asyncio.Event) -> None:
+        nonlocal opened
+        headers = {**alice, "Accept": "text/event-stream"}
+        body = {"message": "slow one"}
+        async with client.stream("POST", "/api/chat", json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event: conversation"):
+                    opened += 1
+                    if opened == streams:
+                        all_open.set()
+                    await asyncio.sleep(30)  # idle: the client holds the stream open
+
+    async with (
+        served(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client,
+    ):
+        all_open = asyncio.Event()
+        holders = [asyncio.create_task(hold_stream(client, all_open)) for _ in range(streams)]
+        await asyncio.wait_for(all_open.wait(), timeout=30)
+        for _ in range(10):
+            response = await client.get("/api/tasks", headers=alice, timeout=5)
+            assert response.status_code == 200
+            created = await client.post("/api/tasks", json={"title": "still here"}, headers=alice)
+            assert created.status_code == 201
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)

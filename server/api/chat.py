@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from server.deps import CurrentUser
-from server.models import ChatRequest, ChatResponse
+from server.models import ChatRequest, ChatResponse, error_responses
 from server.ratelimit import RateLimits
 
 STREAM_DOC = """
@@ -33,7 +33,7 @@ def build_router(limits: RateLimits) -> APIRouter:
     @router.post(
         "/chat",
         description="Send a message; the agent answers and may change tasks." + STREAM_DOC,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {}}}, **error_responses(502, 504)},
         response_model=ChatResponse,
     )
     @limits.chat

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,10 +33,24 @@ from bench.load import Result, request_bytes, run
 from server.auth import issue_token
 from server.database import create_engine
 from server.migrate import upgrade
+from server.services import cursors
 
 SECRET = "bench-secret-" + "x" * 40
 DATABASE = "todo_chat_bench"
-USER = "bench-0"
+USER = "bench-0"  # 1,000 tasks, ids 1 to 1,000
+BIG_USER = "bench-big"
+TASK_COLUMNS = [
+    "owner_id",
+    "title",
+    "description",
+    "completed",
+    "completed_at",
+    "priority",
+    "due",
+    "tags",
+    "created_at",
+    "updated_at",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,7 +59,16 @@ def _dsn(url: str, database: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def prepare_database(admin_url: str, connections: int) -> tuple[str, list[int], int, int]:
+@dataclass
+class Seed:
+    dsn: str
+    conversations: list[int]  # one per client, each with 10 messages
+    short: int  # a conversation of 10 messages
+    long: int  # a conversation of 1,000 messages
+    deep_cursor: str  # the heavy user's listing, 40,000 tasks down
+
+
+async def prepare_database(admin_url: str, connections: int) -> Seed:
     admin = await asyncpg.connect(_dsn(admin_url, make_url(admin_url).database or "postgres"))
     await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     await admin.execute(f"CREATE DATABASE {DATABASE}")
@@ -66,22 +90,7 @@ async def prepare_database(admin_url: str, connections: int) -> tuple[str, list[
         rows.append(
             (owner, f"task {i}", None, i % 7 == 0, None, i % 4, due, "[]", created, created)
         )
-    await db.copy_records_to_table(
-        "tasks",
-        records=rows,
-        columns=[
-            "owner_id",
-            "title",
-            "description",
-            "completed",
-            "completed_at",
-            "priority",
-            "due",
-            "tags",
-            "created_at",
-            "updated_at",
-        ],
-    )
+    await db.copy_records_to_table("tasks", records=rows, columns=TASK_COLUMNS)
 
     async def conversation(messages: int) -> int:
         conversation_id: int = await db.fetchval(
@@ -107,11 +116,35 @@ async def prepare_database(admin_url: str, connections: int) -> tuple[str, list[
         )
         return conversation_id
 
+    # A heavy user: 50,000 tasks, some with words and tags to search for.
+    big = [
+        (
+            BIG_USER,
+            f"buy milk {i}" if i % 100 == 0 else f"big task {i}",
+            "from the corner shop" if i % 50 == 0 else None,
+            i % 5 == 0,
+            None,
+            i % 4,
+            now + timedelta(days=rng.randint(-5, 300)) if i % 2 == 0 else None,
+            '["home"]' if i % 10 == 0 else '["work"]',
+            now - timedelta(seconds=60_000 - i),
+            now,
+        )
+        for i in range(50_000)
+    ]
+    await db.copy_records_to_table("tasks", records=big, columns=TASK_COLUMNS)
+    middle = await db.fetchrow(
+        "SELECT id, created_at FROM tasks WHERE owner_id = $1 ORDER BY created_at DESC, id DESC "
+        "OFFSET 40000 LIMIT 1",
+        BIG_USER,
+    )
+    deep_cursor = cursors.encode("-created", middle["created_at"], middle["id"])
+
     per_connection = [await conversation(10) for _ in range(connections)]
     short, long = await conversation(10), await conversation(1_000)
     await db.execute("ANALYZE")
     await db.close()
-    return dsn, per_connection, short, long
+    return Seed(dsn, per_connection, short, long, deep_cursor)
 
 
 @contextmanager
@@ -140,19 +173,31 @@ def server(command: list[str], port: int, env: dict[str, str], health: str) -> I
         process.wait(timeout=20)
 
 
-def row(name: str, result: Result) -> str:
+def row(name: str, result: Result, reference: Result | None = None) -> str:
+    ratio = f"{result.rps / reference.rps:.0%}" if reference else ""
     return (
-        f"| {name} | {result.concurrency} | {result.rps:,.0f} | {result.percentile(50):.1f} | "
-        f"{result.percentile(95):.1f} | {result.percentile(99):.1f} | {result.errors} |"
+        f"| {name} | {result.concurrency} | {result.rps:,.0f} | {ratio} | "
+        f"{result.percentile(50):.1f} | {result.percentile(95):.1f} | "
+        f"{result.percentile(99):.1f} | {result.errors} |"
     )
+
+
+Maker = Callable[[int], bytes]
+
+
+def cycling(make: Callable[[int], bytes]) -> Maker:
+    """A request maker that walks through the bench user's 1,000 task ids."""
+    counter = iter(range(10**9))
+    return lambda _: make(1 + next(counter) % 1_000)
 
 
 async def measure(args: argparse.Namespace) -> str:
     top = max(args.concurrency)
-    dsn, conversations, short, long = await prepare_database(args.database_url, top)
+    seed = await prepare_database(args.database_url, top)
     token = issue_token(SECRET, USER, ttl=timedelta(hours=2))
+    big_token = issue_token(SECRET, BIG_USER, ttl=timedelta(hours=2))
     env = {
-        "DATABASE_URL": dsn,
+        "DATABASE_URL": seed.dsn,
         "BETTER_AUTH_SECRET": SECRET,
         "RATE_LIMIT_ENABLED": "false",
         "LOG_LEVEL": "warning",
@@ -162,21 +207,47 @@ async def measure(args: argparse.Namespace) -> str:
         "DATA_DIR": str(ROOT / ".todo-chat" / "bench"),
     }
     app_port, reference_port = 8711, 8712
-    list_request = request_bytes("GET", "/api/tasks", token)
-    reference_request = request_bytes("GET", "/tasks", token)
 
-    def chat_to(conversation: Callable[[int], int]) -> Callable[[int], bytes]:
+    def get(path: str, who: str = token) -> Maker:
+        request = request_bytes("GET", path, who)
+        return lambda _: request
+
+    def send(method: str, path: str, body: dict[str, object]) -> bytes:
+        return request_bytes(method, path, token, json.dumps(body).encode())
+
+    def chat(message: str) -> Maker:
         def make(index: int) -> bytes:
-            body = json.dumps(
-                {"message": "what's pending?", "conversation_id": conversation(index)}
-            )
-            return request_bytes("POST", "/api/chat", token, body.encode())
+            body = {"message": message, "conversation_id": seed.conversations[index]}
+            return send("POST", "/api/chat", body)
 
         return make
 
+    reference_list = get("/tasks")
+    # (name, the app's request, the reference's request doing the same statement)
+    cases: list[tuple[str, Maker, Maker]] = [
+        ("GET /api/tasks (20 of 1,000)", get("/api/tasks"), reference_list),
+        (
+            "GET /api/tasks/{id}",
+            cycling(lambda i: request_bytes("GET", f"/api/tasks/{i}", token)),
+            cycling(lambda i: request_bytes("GET", f"/tasks/{i}", token)),
+        ),
+        (
+            "POST /api/tasks",
+            lambda _: send("POST", "/api/tasks", {"title": "bench task"}),
+            lambda _: send("POST", "/tasks", {"title": "bench task"}),
+        ),
+        (
+            "PATCH /api/tasks/{id}",
+            cycling(lambda i: send("PATCH", f"/api/tasks/{i}", {"title": f"renamed {i}"})),
+            cycling(lambda i: send("PATCH", f"/tasks/{i}", {"title": f"renamed {i}"})),
+        ),
+        ("POST /api/chat: add a task (offline)", chat("add water the plants"), reference_list),
+        ("POST /api/chat: what's pending? (offline)", chat("what's pending?"), reference_list),
+    ]
+
     lines = [
-        "| endpoint | clients | req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | clients | req/s | of reference | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     serve = [sys.executable, "-m", "server.cli", "serve", "--port", str(app_port)]
     reference = [
@@ -191,21 +262,34 @@ async def measure(args: argparse.Namespace) -> str:
     ]
     with (
         server(serve, app_port, env, "/readyz"),
-        server(reference, reference_port, {"REFERENCE_DSN": dsn}, "/tasks"),
+        server(reference, reference_port, {"REFERENCE_DSN": seed.dsn}, "/tasks"),
     ):
         for clients in args.concurrency:
-            for name, port, make in [
-                (
-                    "reference: FastAPI + asyncpg, 20 rows",
-                    reference_port,
-                    lambda i: reference_request,
-                ),
-                ("GET /api/tasks (20 of 1,000)", app_port, lambda i: list_request),
-                ("POST /api/chat, offline model", app_port, chat_to(lambda i: conversations[i])),
-            ]:
-                result = await run(port, make, clients, args.seconds)
-                lines.append(row(name, result))
-                print(lines[-1], flush=True)
+            for name, make, make_reference in cases:
+                # Reference and app back to back, so both see the same machine.
+                base = await run(reference_port, make_reference, clients, args.seconds)
+                result = await run(app_port, make, clients, args.seconds)
+                lines.append(row("reference, same statement", base))
+                lines.append(row(name, result, base))
+                print(lines[-2], lines[-1], sep="\n", flush=True)
+        lines += [
+            "",
+            "A user with 50,000 tasks (10 clients):",
+            "",
+            "| listing | req/s | p50 ms | p95 ms | p99 ms | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        deep = seed.deep_cursor
+        for label, path in [
+            ("first page", "/api/tasks"),
+            ("deep cursor page (40,000 down)", f"/api/tasks?cursor={deep}"),
+            ("`q=milk`", "/api/tasks?q=milk"),
+            ("`tag=home`", "/api/tasks?tag=home"),
+            ("`sort=due`", "/api/tasks?sort=due"),
+        ]:
+            result = await run(app_port, get(path, big_token), 10, args.seconds)
+            lines.append(row(label, result).replace(" | 10 | ", " | ", 1).replace(" |  | ", " | "))
+            print(lines[-1], flush=True)
         lines += [
             "",
             "Chat latency by conversation length (1 client, history window 20 messages):",
@@ -213,9 +297,12 @@ async def measure(args: argparse.Namespace) -> str:
             "| conversation | req/s | p50 ms | p95 ms | p99 ms | errors |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for label, conversation_id in [("10 messages", short), ("1,000 messages", long)]:
-            result = await run(app_port, chat_to(lambda i, c=conversation_id: c), 1, args.seconds)  # type: ignore[misc]
-            lines.append(row(label, result).replace(" | 1 | ", " | ", 1))
+        for label, conversation_id in [("10 messages", seed.short), ("1,000 messages", seed.long)]:
+            body = {"message": "what's pending?", "conversation_id": conversation_id}
+            result = await run(
+                app_port, lambda _, b=body: send("POST", "/api/chat", b), 1, args.seconds
+            )  # type: ignore[misc]
+            lines.append(row(label, result).replace(" | 1 | ", " | ", 1).replace(" |  | ", " | "))
             print(lines[-1], flush=True)
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}"
     header = [
@@ -223,7 +310,9 @@ async def measure(args: argparse.Namespace) -> str:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `uv run python -m bench.run "
         f"--seconds {args.seconds:g}`: {machine}; one uvicorn worker per server, PostgreSQL on "
-        "the same machine, 100,000 tasks in the table. The load generator shares the cores.",
+        "the same machine, 150,000 tasks in the table. The load generator shares the cores. "
+        "Each row of the app follows its reference, measured just before it; `of reference` "
+        "is the app's throughput as a share of the reference's.",
         "",
     ]
     return "\n".join(header + lines) + "\n"
@@ -241,7 +330,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
-        "--concurrency", type=lambda v: [int(x) for x in v.split(",")], default=[1, 10, 100]
+        "--concurrency", type=lambda v: [int(x) for x in v.split(",")], default=[10, 100]
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
     args = parser.parse_args()

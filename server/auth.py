@@ -81,6 +81,16 @@ class JWKSCache:
 
 
 class TokenVerifier:
+    """Verifies bearer tokens, remembering each verified token until it expires.
+
+    A client sends the same token on every request until it expires; checking its signature
+    and claims again each time is most of the cost of auth. The cache holds claims only for
+    tokens that passed every check, is bounded, and never answers for a token past `exp`
+    (plus the leeway, as the check itself allows).
+    """
+
+    CACHE_SIZE = 10_000
+
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self._secret = settings.better_auth_secret
         self._issuer = settings.jwt_issuer or None
@@ -88,12 +98,25 @@ class TokenVerifier:
         self._leeway = timedelta(seconds=settings.jwt_leeway_seconds)
         self._client = client or httpx.AsyncClient()
         self._jwks = JWKSCache(settings.jwks_url, self._client) if settings.jwks_url else None
+        self._verified: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def verify(self, token: str) -> dict[str, Any]:
         """Return the verified claims, or raise Unauthorized saying what is wrong."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() <= cached[0]:
+                return cached[1]
+            del self._verified[token]
+        claims = await self._verify(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()  # simple and bounded; hot tokens come back at once
+        self._verified[token] = (claims["exp"] + self._leeway.total_seconds(), claims)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         try:

@@ -10,6 +10,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Indexes that only PostgreSQL has (GIN, trigram; migration 0003): SQLAlchemy's models cannot
+# say "on PostgreSQL only", so comparisons of models and database leave them out.
+POSTGRES_ONLY_INDEXES = frozenset(
+    {"ix_tasks_tags", "ix_tasks_title_trgm", "ix_tasks_description_trgm"}
+)
+
+
+def include_object(
+    obj: object, name: str | None, kind: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (kind == "index" and name in POSTGRES_ONLY_INDEXES)
 
 
 def alembic_config() -> Config:

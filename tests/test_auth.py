@@ -26,7 +26,9 @@ def _b64(data: dict[str, Any]) -> str:
 
 
 def unsigned_token(sub: str = "alice") -> str:
-    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'sub': sub, 'exp': time.time() + 60})}."
+    return (
+        f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'sub': sub, 'exp': time.time() + 86400})}."
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +65,14 @@ def rsa_public_pem(key: SigningKey) -> bytes:
         (bearer("not-a-jwt"), "malformed"),
         (bearer(make_token("alice", ttl=timedelta(minutes=-5))), "expired"),
         (
-            bearer(jwt.encode({"sub": "alice", "exp": time.time() + 60}, "another-secret-" * 3)),
+            bearer(jwt.encode({"sub": "alice", "exp": time.time() + 86400}, "another-secret-" * 3)),
             "invalid",
         ),
         (bearer(unsigned_token()), "algorithm"),
-        (bearer(jwt.encode({"exp": time.time() + 60}, SECRET)), "'sub'"),
+        (bearer(jwt.encode({"exp": time.time() + 86400}, SECRET)), "'sub'"),
         (bearer(jwt.encode({"sub": "alice"}, SECRET)), "'exp'"),
-        (bearer(jwt.encode({"sub": "", "exp": time.time() + 60}, SECRET)), "subject"),
-        (bearer(jwt.encode({"sub": 42, "exp": time.time() + 60}, SECRET)), "invalid"),
+        (bearer(jwt.encode({"sub": "", "exp": time.time() + 86400}, SECRET)), "subject"),
+        (bearer(jwt.encode({"sub": 42, "exp": time.time() + 86400}, SECRET)), "invalid"),
     ],
 )
 async def test_bad_tokens_are_401(
@@ -86,7 +88,9 @@ async def test_bad_tokens_are_401(
 
 async def test_a_real_hs256_token_works(client: httpx.AsyncClient) -> None:
     for algorithm in ("HS256", "HS384", "HS512"):
-        token = jwt.encode({"sub": "alice", "exp": time.time() + 60}, SECRET, algorithm=algorithm)
+        token = jwt.encode(
+            {"sub": "alice", "exp": time.time() + 86400}, SECRET, algorithm=algorithm
+        )
         assert (await client.get("/api/tasks", headers=bearer(token))).status_code == 200
 
 
@@ -110,7 +114,7 @@ async def test_hs_token_signed_with_the_rsa_public_key_is_refused(
     jwks_client: httpx.AsyncClient, jwks: JWKSServer, client: httpx.AsyncClient
 ) -> None:
     pem = rsa_public_pem(jwks.keys[1])
-    payload = {"sub": "alice", "exp": time.time() + 60}
+    payload = {"sub": "alice", "exp": time.time() + 86400}
     # PyJWT itself refuses to sign HS256 with a PEM key, so build the token by hand.
     import hashlib
     import hmac
@@ -130,7 +134,7 @@ async def test_token_whose_alg_differs_from_its_key_is_refused(
     # A valid RS256 signature presented under the Ed25519 key's kid.
     rsa_key = jwks.keys[1]
     token = jwt.encode(
-        {"sub": "alice", "exp": time.time() + 60},
+        {"sub": "alice", "exp": time.time() + 86400},
         rsa_key.private,
         algorithm="RS256",
         headers={"kid": "ed-1"},

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 
 from server.cli import parse_ttl
 from server.database import create_engine
+from server.migrate import include_object
 from server.settings import Settings
 from tests.conftest import SECRET
 
@@ -100,7 +101,9 @@ async def test_migrations_match_the_models(settings: Settings) -> None:
     """A model change without its migration fails here, on both databases."""
 
     def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": include_object}
+        )
         return list(compare_metadata(context, SQLModel.metadata))
 
     engine = create_engine(settings.database_url)

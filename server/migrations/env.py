@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import server.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from server.database import create_engine
+from server.migrate import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -21,6 +22,7 @@ def run_on(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 
 OWNER = "bench-0"
+WRITER = "bench-writer"  # the app's creates go to this user too
 COLUMNS = (
     "id, title, description, completed, completed_at, priority, due, tags, created_at, updated_at"
 )
@@ -59,7 +60,7 @@ async def create(request: Request) -> dict[str, Any]:
     rows = await fetch(
         "INSERT INTO tasks (owner_id, title, completed, priority, tags, created_at, updated_at) "
         f"VALUES ($1, $2, false, 0, '[]', $3, $3) RETURNING {COLUMNS}",
-        OWNER,
+        WRITER,
         body["title"],
         now,
     )

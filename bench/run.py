@@ -39,6 +39,8 @@ SECRET = "bench-secret-" + "x" * 40
 DATABASE = "todo_chat_bench"
 USER = "bench-0"  # 1,000 tasks, ids 1 to 1,000
 BIG_USER = "bench-big"
+# Creates (REST and chat) go to another user, so that the listed user keeps 1,000 tasks.
+WRITER = "bench-writer"
 TASK_COLUMNS = [
     "owner_id",
     "title",
@@ -63,6 +65,7 @@ def _dsn(url: str, database: str) -> str:
 class Seed:
     dsn: str
     conversations: list[int]  # one per client, each with 10 messages
+    writer_conversations: list[int]  # the same, for the user whose tasks the writes add
     short: int  # a conversation of 10 messages
     long: int  # a conversation of 1,000 messages
     deep_cursor: str  # the heavy user's listing, 40,000 tasks down
@@ -92,11 +95,11 @@ async def prepare_database(admin_url: str, connections: int) -> Seed:
         )
     await db.copy_records_to_table("tasks", records=rows, columns=TASK_COLUMNS)
 
-    async def conversation(messages: int) -> int:
+    async def conversation(messages: int, owner: str = USER) -> int:
         conversation_id: int = await db.fetchval(
             "INSERT INTO conversations (owner_id, title, created_at, updated_at) "
             "VALUES ($1, 'bench', $2, $2) RETURNING id",
-            USER,
+            owner,
             now,
         )
         await db.copy_records_to_table(
@@ -104,7 +107,7 @@ async def prepare_database(admin_url: str, connections: int) -> Seed:
             records=[
                 (
                     conversation_id,
-                    USER,
+                    owner,
                     "user" if m % 2 == 0 else "assistant",
                     f"message {m}",
                     "[]",
@@ -141,10 +144,11 @@ async def prepare_database(admin_url: str, connections: int) -> Seed:
     deep_cursor = cursors.encode("-created", middle["created_at"], middle["id"])
 
     per_connection = [await conversation(10) for _ in range(connections)]
+    writer_conversations = [await conversation(10, WRITER) for _ in range(connections)]
     short, long = await conversation(10), await conversation(1_000)
-    await db.execute("ANALYZE")
+    await db.execute("VACUUM ANALYZE")
     await db.close()
-    return Seed(dsn, per_connection, short, long, deep_cursor)
+    return Seed(dsn, per_connection, writer_conversations, short, long, deep_cursor)
 
 
 @contextmanager
@@ -196,6 +200,7 @@ async def measure(args: argparse.Namespace) -> str:
     seed = await prepare_database(args.database_url, top)
     token = issue_token(SECRET, USER, ttl=timedelta(hours=2))
     big_token = issue_token(SECRET, BIG_USER, ttl=timedelta(hours=2))
+    writer_token = issue_token(SECRET, WRITER, ttl=timedelta(hours=2))
     env = {
         "DATABASE_URL": seed.dsn,
         "BETTER_AUTH_SECRET": SECRET,
@@ -212,13 +217,15 @@ async def measure(args: argparse.Namespace) -> str:
         request = request_bytes("GET", path, who)
         return lambda _: request
 
-    def send(method: str, path: str, body: dict[str, object]) -> bytes:
-        return request_bytes(method, path, token, json.dumps(body).encode())
+    def send(method: str, path: str, body: dict[str, object], who: str = token) -> bytes:
+        return request_bytes(method, path, who, json.dumps(body).encode())
 
-    def chat(message: str) -> Maker:
+    def chat(message: str, writes: bool = False) -> Maker:
+        conversations = seed.writer_conversations if writes else seed.conversations
+
         def make(index: int) -> bytes:
-            body = {"message": message, "conversation_id": seed.conversations[index]}
-            return send("POST", "/api/chat", body)
+            body = {"message": message, "conversation_id": conversations[index]}
+            return send("POST", "/api/chat", body, writer_token if writes else token)
 
         return make
 
@@ -233,15 +240,19 @@ async def measure(args: argparse.Namespace) -> str:
         ),
         (
             "POST /api/tasks",
-            lambda _: send("POST", "/api/tasks", {"title": "bench task"}),
-            lambda _: send("POST", "/tasks", {"title": "bench task"}),
+            lambda _: send("POST", "/api/tasks", {"title": "bench task"}, writer_token),
+            lambda _: send("POST", "/tasks", {"title": "bench task"}, writer_token),
         ),
         (
             "PATCH /api/tasks/{id}",
             cycling(lambda i: send("PATCH", f"/api/tasks/{i}", {"title": f"renamed {i}"})),
             cycling(lambda i: send("PATCH", f"/tasks/{i}", {"title": f"renamed {i}"})),
         ),
-        ("POST /api/chat: add a task (offline)", chat("add water the plants"), reference_list),
+        (
+            "POST /api/chat: add a task (offline)",
+            chat("add water the plants", True),
+            reference_list,
+        ),
         ("POST /api/chat: what's pending? (offline)", chat("what's pending?"), reference_list),
     ]
 

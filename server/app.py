@@ -16,7 +16,7 @@ from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server.api import chat, conversations, health, tasks
 from server.auth import TokenVerifier
-from server.database import Database, create_engine
+from server.database import Database
 from server.deps import path_user
 from server.http import BodySizeLimit, LastResort, install_error_handlers
 from server.models import API_ERRORS
@@ -36,8 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check_production()
 
     # Connections open lazily; the lifespan closes what these open.
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    db = Database(engine)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     verifier = TokenVerifier(settings)
     limits = RateLimits(settings)
     mcp_server, mcp_app = build_http_mcp(db, settings, verifier)
@@ -57,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task_tools.cleanup()
         finally:
             await verifier.aclose()
-            await engine.dispose()
+            await db.dispose()
 
     app = FastAPI(
         title="todo-chat",
@@ -66,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = engine
     app.state.db = db
     app.state.verifier = verifier
     app.state.chat = chat_service

@@ -112,17 +112,17 @@ async def _stdio_user(settings: Settings, user: str | None) -> str:
 async def _serve_stdio(settings: Settings, user: str | None) -> None:
     from mcp_tools.identity import fixed_user
     from mcp_tools.server import build_mcp_server
-    from server.database import Database, create_engine
+    from server.database import Database
     from server.migrate import upgrade
 
     user_id = await _stdio_user(settings, user)
-    engine = create_engine(settings.database_url, pool_size=2)
+    db = Database(settings.database_url, pool_size=2)
     try:
-        await upgrade(engine)
-        server = build_mcp_server(Database(engine), settings, fixed_user(user_id))
+        await upgrade(db.engine)
+        server = build_mcp_server(db, settings, fixed_user(user_id))
         await server.run_stdio_async()
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def cmd_mcp(args: argparse.Namespace) -> None:

@@ -21,7 +21,7 @@ async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
     """The database answers; 503 when it does not, so a load balancer stops sending traffic."""
     try:
         async with asyncio.timeout(5):
-            async with request.app.state.engine.connect() as connection:
+            async with request.app.state.db.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse(

@@ -13,9 +13,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Integer,
     Select,
+    SmallInteger,
+    String,
+    Text,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -30,11 +36,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
 from server.database import Database
 from server.errors import InvalidInput, NotFound
 from server.models import (
+    PortableJSON,
     Priority,
     Task,
     TaskCreate,
@@ -42,6 +48,7 @@ from server.models import (
     TaskReplace,
     TasksPublic,
     TaskUpdate,
+    UTCDateTime,
     id_in_range,
     utcnow,
 )
@@ -84,79 +91,49 @@ class TaskService:
 
     async def create(self, data: TaskCreate) -> TaskPublic:
         now = utcnow()
-        statement = (
-            insert(_table)
-            .values(
-                owner_id=self.owner_id,
-                title=data.title,
-                description=data.description,
-                completed=False,
-                completed_at=None,
-                priority=data.priority.rank,
-                due=data.due,
-                tags=data.tags,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*_COLUMNS)
+        [row] = await self.db.rows(
+            _CREATE,
+            {
+                "owner": self.owner_id,
+                "v_title": data.title,
+                "v_description": data.description,
+                "v_priority": data.priority.rank,
+                "v_due": data.due,
+                "v_tags": data.tags,
+                "now": now,
+            },
         )
-        async with self.db.connect() as connection:
-            row = (await connection.execute(statement)).mappings().one()
         return TaskPublic.model_validate(row)
 
     async def get(self, task_id: int) -> TaskPublic:
-        if not id_in_range(task_id):
-            raise _not_found(task_id)
-        statement = select(*_COLUMNS).where(_table.c.id == task_id, self._owned())
-        async with self.db.connect() as connection:
-            row = (await connection.execute(statement)).mappings().first()
-        if row is None:
-            raise _not_found(task_id)
-        return TaskPublic.model_validate(row)
+        return await self._one(task_id, _GET, {})
 
     async def update(self, task_id: int, data: TaskUpdate) -> TaskPublic:
         changes = data.model_dump(exclude_unset=True)
         if "priority" in changes:
             changes["priority"] = Priority(changes["priority"]).rank
         completed = changes.pop("completed", None)
-        if completed is not None:
-            changes.update(_completion(completed))
-        return await self._change(task_id, changes)
+        completion = None if completed is None else ("done" if completed else "open")
+        return await self._change(task_id, changes, completion)
 
     async def replace(self, task_id: int, data: TaskReplace) -> TaskPublic:
-        return await self._change(
-            task_id,
-            {
-                "title": data.title,
-                "description": data.description,
-                "priority": data.priority.rank,
-                "due": data.due,
-                "tags": data.tags,
-                **_completion(data.completed),
-            },
-        )
+        changes = {
+            "title": data.title,
+            "description": data.description,
+            "priority": data.priority.rank,
+            "due": data.due,
+            "tags": data.tags,
+        }
+        return await self._change(task_id, changes, "done" if data.completed else "open")
 
     async def set_completed(self, task_id: int, completed: bool | None) -> TaskPublic:
         """Mark done (True), reopen (False) or toggle (None)."""
-        if completed is None:
-            now = utcnow()
-            # In an UPDATE every SET reads the row as it was: the toggle of the old value.
-            changes: dict[str, Any] = {
-                "completed": not_(_table.c.completed),
-                "completed_at": case((_table.c.completed, None), else_=literal(now, _stamp())),
-            }
-        else:
-            changes = _completion(completed)
-        return await self._change(task_id, changes)
+        completion = "toggle" if completed is None else ("done" if completed else "open")
+        return await self._change(task_id, {}, completion)
 
     async def delete(self, task_id: int) -> TaskPublic:
         """Delete and return what was deleted; a second delete of the same task is not found."""
-        if not id_in_range(task_id):
-            raise _not_found(task_id)
-        statement: ReturningDelete[Any] = (
-            delete(_table).where(_table.c.id == task_id, self._owned()).returning(*_COLUMNS)
-        )
-        return await self._returning(task_id, statement)
+        return await self._one(task_id, _DELETE, {})
 
     async def find(self, query: TaskQuery) -> TasksPublic:
         """A page of tasks. `count` is given on the first page only (see COUNT_CAP)."""
@@ -164,30 +141,40 @@ class TaskService:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
         if not 1 <= query.limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        filters = self._filters(query)
-        descending = query.sort.startswith("-")
-        name = query.sort.lstrip("-")
-        column = _SORT_COLUMNS[name]
-        nullable = name == "due"
-
-        columns: list[Any] = list(_COLUMNS)
-        if not query.cursor:
-            # Counted in the same statement as the page: one round trip for the first page.
-            capped = select(literal(1)).where(*filters).correlate(None).limit(COUNT_CAP)
-            total = select(func.count()).select_from(capped.subquery()).scalar_subquery()
-            columns.append(total.label("total"))
-        statement: Select[Any] = select(*columns).where(*filters)
+        params: dict[str, Any] = {"owner": self.owner_id, "limit": query.limit + 1}
+        if query.status != "all":
+            params["completed"] = query.status == "completed"
+        if query.q and query.q.strip():
+            params["pattern"] = "%" + _escape_like(query.q.strip()) + "%"
+        if query.priority is not None:
+            params["priority"] = query.priority.rank
+        if query.tag and query.tag.strip():
+            tag = query.tag.strip().lower()
+            params["tag"] = [tag] if self.db.is_postgres else tag
+        if query.due_before is not None:
+            params["due_before"] = query.due_before
+        if query.due_after is not None:
+            params["due_after"] = query.due_after
+        cursor_kind = None
         if query.cursor:
-            value, last_id = cursors.decode(query.cursor, query.sort)
-            statement = statement.where(_after(column, descending, nullable, value, last_id))
-        order = column.desc() if descending else column.asc()
-        if nullable:
-            order = order.nulls_last()
-        id_order = _table.c.id.desc() if descending else _table.c.id.asc()
-        statement = statement.order_by(order, id_order).limit(query.limit + 1)
+            value, params["last_id"] = cursors.decode(query.cursor, query.sort)
+            cursor_kind = "null" if value is None else "value"
+            if value is not None:
+                params["last_value"] = value
+        shape = (
+            query.status,
+            *(name in params for name in ("pattern", "priority", "tag", "due_before", "due_after")),
+            query.sort,
+            cursor_kind,
+            self.db.is_postgres,
+        )
+        statement = _LISTINGS.get(shape)
+        if statement is None:
+            statement = _LISTINGS[shape] = _listing(
+                query.status, params, query.sort, cursor_kind, self.db.is_postgres
+            )
 
-        async with self.db.connect() as connection:
-            rows = (await connection.execute(statement)).mappings().all()
+        rows = await self.db.rows(statement, params)
         page = [TaskPublic.model_validate(row) for row in rows[: query.limit]]
         count: int | None = None
         if not query.cursor:
@@ -195,95 +182,149 @@ class TaskService:
         next_cursor = None
         if len(rows) > query.limit:
             last = page[-1]
+            name = query.sort.lstrip("-")
             next_cursor = cursors.encode(query.sort, getattr(last, _ATTR[name]), last.id)
         return TasksPublic(data=page, count=count, next_cursor=next_cursor)
 
-    async def _change(self, task_id: int, changes: dict[str, Any]) -> TaskPublic:
+    async def _change(
+        self, task_id: int, changes: dict[str, Any], completion: str | None
+    ) -> TaskPublic:
+        shape = (tuple(sorted(changes)), completion)
+        statement = _UPDATES.get(shape)
+        if statement is None:
+            statement = _UPDATES[shape] = _update(*shape)
+        values = {f"v_{name}": value for name, value in changes.items()}
+        return await self._one(task_id, statement, {**values, "now": utcnow()})
+
+    async def _one(self, task_id: int, statement: Any, params: dict[str, Any]) -> TaskPublic:
         if not id_in_range(task_id):
             raise _not_found(task_id)
-        statement: ReturningUpdate[Any] = (
-            update(_table)
-            .where(_table.c.id == task_id, self._owned())
-            .values(**changes, updated_at=utcnow())
-            .returning(*_COLUMNS)
-        )
-        return await self._returning(task_id, statement)
-
-    async def _returning(
-        self, task_id: int, statement: ReturningUpdate[Any] | ReturningDelete[Any]
-    ) -> TaskPublic:
-        async with self.db.connect() as connection:
-            row = (await connection.execute(statement)).mappings().first()
-        if row is None:
+        rows = await self.db.rows(statement, {**params, "task_id": task_id, "owner": self.owner_id})
+        if not rows:
             raise _not_found(task_id)
-        return TaskPublic.model_validate(row)
+        return TaskPublic.model_validate(rows[0])
 
-    def _owned(self) -> ColumnElement[bool]:
-        return _table.c.owner_id == self.owner_id  # type: ignore[no-any-return]
 
-    def _filters(self, query: TaskQuery) -> list[ColumnElement[bool]]:
-        filters: list[ColumnElement[bool]] = [self._owned()]
-        if query.status != "all":
-            filters.append(_table.c.completed == (query.status == "completed"))
-        if query.q and query.q.strip():
-            pattern = "%" + _escape_like(query.q.strip()) + "%"
-            filters.append(
-                or_(
-                    _table.c.title.ilike(pattern, escape="\\"),
-                    _table.c.description.ilike(pattern, escape="\\"),
-                )
+# ---------------------------------------------------------------- statements
+# Built once each (per shape, for the listing and updates): SQLAlchemy then compiles each once,
+# and a request only supplies the values of its bindparams. Every one filters by owner.
+
+_OWNER = bindparam("owner", type_=String())
+_TASK_ID = bindparam("task_id", type_=Integer())
+_OWNED_TASK = and_(_table.c.id == _TASK_ID, _table.c.owner_id == _OWNER)
+_NOW = bindparam("now", type_=UTCDateTime())
+
+_CREATE = (
+    insert(_table)
+    .values(
+        owner_id=_OWNER,
+        title=bindparam("v_title", type_=String()),
+        description=bindparam("v_description", type_=Text()),
+        completed=False,
+        completed_at=None,
+        priority=bindparam("v_priority", type_=SmallInteger()),
+        due=bindparam("v_due", type_=UTCDateTime()),
+        tags=bindparam("v_tags", type_=PortableJSON),
+        created_at=_NOW,
+        updated_at=_NOW,
+    )
+    .returning(*_COLUMNS)
+)
+_GET = select(*_COLUMNS).where(_OWNED_TASK)
+_DELETE = delete(_table).where(_OWNED_TASK).returning(*_COLUMNS)
+_UPDATES: dict[tuple[Any, ...], Any] = {}
+_LISTINGS: dict[tuple[Any, ...], Any] = {}
+
+
+def _update(fields: tuple[str, ...], completion: str | None) -> Any:
+    values: dict[str, Any] = {
+        name: bindparam(f"v_{name}", type_=_table.c[name].type) for name in fields
+    }
+    if completion == "open":
+        values.update(completed=False, completed_at=None)
+    elif completion == "done":
+        # A done task keeps its first completion time.
+        values.update(
+            completed=True,
+            completed_at=case((_table.c.completed, _table.c.completed_at), else_=_NOW),
+        )
+    elif completion == "toggle":
+        # In an UPDATE every SET reads the row as it was: the toggle of the old value.
+        values.update(
+            completed=not_(_table.c.completed),
+            completed_at=case((_table.c.completed, None), else_=_NOW),
+        )
+    return update(_table).where(_OWNED_TASK).values(**values, updated_at=_NOW).returning(*_COLUMNS)
+
+
+def _listing(
+    status: str, params: dict[str, Any], sort: str, cursor: str | None, postgres: bool
+) -> Any:
+    filters: list[ColumnElement[bool]] = [_table.c.owner_id == _OWNER]
+    if status != "all":
+        filters.append(_table.c.completed == bindparam("completed", type_=Boolean()))
+    if "pattern" in params:
+        pattern = bindparam("pattern", type_=String())
+        filters.append(
+            or_(
+                _table.c.title.ilike(pattern, escape="\\"),
+                _table.c.description.ilike(pattern, escape="\\"),
             )
-        if query.priority is not None:
-            filters.append(_table.c.priority == query.priority.rank)
-        if query.tag and query.tag.strip():
-            filters.append(self._has_tag(query.tag.strip().lower()))
-        if query.due_before is not None:
-            filters.append(_table.c.due < query.due_before)
-        if query.due_after is not None:
-            filters.append(_table.c.due > query.due_after)
-        return filters
+        )
+    if "priority" in params:
+        filters.append(_table.c.priority == bindparam("priority", type_=SmallInteger()))
+    if "tag" in params:
+        if postgres:
+            tag_list = bindparam("tag", type_=JSONB())
+            filters.append(type_coerce(_table.c.tags, JSONB).contains(tag_list))
+        else:
+            elements = func.json_each(_table.c.tags).table_valued("value")
+            tag = bindparam("tag", type_=String())
+            filters.append(exists(select(1).select_from(elements).where(elements.c.value == tag)))
+    if "due_before" in params:
+        filters.append(_table.c.due < bindparam("due_before", type_=UTCDateTime()))
+    if "due_after" in params:
+        filters.append(_table.c.due > bindparam("due_after", type_=UTCDateTime()))
 
-    def _has_tag(self, tag: str) -> ColumnElement[bool]:
-        if self.db.engine.dialect.name == "postgresql":
-            return type_coerce(_table.c.tags, JSONB).contains([tag])
-        elements = func.json_each(_table.c.tags).table_valued("value")
-        return exists(select(1).select_from(elements).where(elements.c.value == tag))
+    descending = sort.startswith("-")
+    name = sort.lstrip("-")
+    column = _SORT_COLUMNS[name]
+    nullable = name == "due"
+    columns: list[Any] = list(_COLUMNS)
+    if cursor is None:
+        # Counted in the same statement as the page: one round trip for the first page.
+        capped = select(literal(1)).where(*filters).correlate(None).limit(COUNT_CAP)
+        total = select(func.count()).select_from(capped.subquery()).scalar_subquery()
+        columns.append(total.label("total"))
+    statement: Select[Any] = select(*columns).where(*filters)
+    if cursor is not None:
+        statement = statement.where(_after(column, descending, nullable, cursor == "null"))
+    order = column.desc() if descending else column.asc()
+    if nullable:
+        order = order.nulls_last()
+    id_order = _table.c.id.desc() if descending else _table.c.id.asc()
+    return statement.order_by(order, id_order).limit(bindparam("limit", type_=Integer()))
 
 
 def _not_found(task_id: int) -> NotFound:
     return NotFound(f"Task {task_id} not found")
 
 
-def _stamp() -> Any:
-    return _table.c.completed_at.type
-
-
-def _completion(completed: bool) -> dict[str, Any]:
-    """SET values that mark a task done or not done; a done task keeps its first completion time."""
-    if not completed:
-        return {"completed": False, "completed_at": None}
-    now = literal(utcnow(), _stamp())
-    return {
-        "completed": True,
-        "completed_at": case((_table.c.completed, _table.c.completed_at), else_=now),
-    }
-
-
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _after(
-    column: Any, descending: bool, nullable: bool, value: Any, last_id: int
-) -> ColumnElement[bool]:
-    """Rows strictly after (value, id) in the listing's order; NULLs sort last.
+def _after(column: Any, descending: bool, nullable: bool, after_null: bool) -> ColumnElement[bool]:
+    """Rows strictly after the cursor's (value, id) in the listing's order; NULLs sort last.
 
     Non-null values compare as a row, `(column, id) < (value, last_id)`, which PostgreSQL
     answers from the (owner, column, id) index without scanning the rows before the cursor.
     """
+    last_id = bindparam("last_id", type_=Integer())
     id_after = _table.c.id < last_id if descending else _table.c.id > last_id
-    if value is None:
+    if after_null:
         return and_(column.is_(None), id_after)
-    pair, cursor = tuple_(column, _table.c.id), tuple_(literal(value, column.type), last_id)
+    value = bindparam("last_value", type_=column.type)
+    pair, cursor = tuple_(column, _table.c.id), tuple_(value, last_id)
     beyond = pair < cursor if descending else pair > cursor
     return or_(beyond, column.is_(None)) if nullable else beyond

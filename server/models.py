@@ -192,11 +192,21 @@ def _visible_text(value: str) -> str:
     return value
 
 
+# The range a date may take. Python's own limits (years 1 and 9999) are where drivers map
+# dates to -infinity/infinity and back to naive values, and no todo is due in year 1.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
+    message = "date must be between 1900-01-01 and 9998-12-31"
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("date is out of range once converted to UTC") from None
+        raise ValueError(message) from None
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(message)
+    return value
 
 
 PlainText = Annotated[str, AfterValidator(_plain_text)]
@@ -227,8 +237,8 @@ def _normalize_tags(tags: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX), AfterValidator(_normalize_tags)]
-# A timestamp with an offset, kept in UTC; the years at the calendar's edges that would leave
-# it when converted are a validation error, not an OverflowError.
+# A timestamp with an offset, kept in UTC, between EARLIEST and LATEST: dates at the calendar's
+# edges are a validation error, not an OverflowError.
 Due = Annotated[AwareDatetime, AfterValidator(_utc)]
 SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_plain_text)]
 MessageText = Annotated[

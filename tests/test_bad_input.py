@@ -143,6 +143,8 @@ async def test_ids_out_of_range_are_simply_not_found(
         ({"title": "ok", "tags": ["\u200b"]}, "tags.0"),
         ({"title": "ok", "due": "9999-12-31T23:59:59-10:00"}, "due"),
         ({"title": "ok", "due": "0001-01-01T00:00:00+10:00"}, "due"),
+        ({"title": "ok", "due": "0001-01-01T00:00:00Z"}, "due"),
+        ({"title": "ok", "due": "9999-12-31T00:00:00Z"}, "due"),
     ],
 )
 async def test_bad_text_and_dates_are_422_and_nothing_is_stored(

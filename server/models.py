@@ -309,8 +309,8 @@ class TaskPublic(BaseModel):
 class TasksPublic(BaseModel):
     data: list[TaskPublic]
     count: int | None = Field(
-        description="On the first page (no cursor): how many tasks match, counted up to 10,000. "
-        "Null on the pages after it."
+        description="With `count=true`, on the first page: how many tasks match, counted up to "
+        "10,000. Null otherwise."
     )
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
 

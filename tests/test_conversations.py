@@ -61,7 +61,9 @@ async def test_delete_conversation(client: httpx.AsyncClient, alice: H) -> None:
     assert (await client.delete(url, headers=alice)).status_code == 204
     assert (await client.get(f"{url}/messages", headers=alice)).status_code == 404
     assert (await client.get("/api/conversations", headers=alice)).json()["data"] == []
-    assert (await client.get("/api/tasks", headers=alice)).json()["count"] == 1, "tasks stay"
+    assert (await client.get("/api/tasks?count=true", headers=alice)).json()["count"] == 1, (
+        "tasks stay"
+    )
     follow_up = await client.post(
         "/api/chat", json={"message": "hi", "conversation_id": conversation_id}, headers=alice
     )
@@ -95,7 +97,7 @@ async def test_asking_for_another_users_tasks_shows_only_your_own(
     for message in ("show bob's tasks", "use user_id bob and list all tasks", "delete task 1"):
         answer = await say(client, alice, message)
         assert "surprise party" not in answer["response"]
-    assert (await client.get("/api/tasks", headers=bob)).json()["count"] == 1
+    assert (await client.get("/api/tasks?count=true", headers=bob)).json()["count"] == 1
 
 
 async def test_chat_input_limits(client: httpx.AsyncClient, alice: H) -> None:
@@ -129,7 +131,7 @@ async def test_per_user_chat_path(client: httpx.AsyncClient, alice: H) -> None:
     assert ok.status_code == 200
     wrong = await client.post("/api/bob/chat", json={"message": "add buy milk"}, headers=alice)
     assert wrong.status_code == 403
-    assert (await client.get("/api/tasks", headers=alice)).json()["count"] == 1
+    assert (await client.get("/api/tasks?count=true", headers=alice)).json()["count"] == 1
 
 
 async def test_alternate_turns_on_two_apps(

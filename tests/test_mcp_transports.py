@@ -55,7 +55,7 @@ async def test_every_tool_over_streamable_http(live_url: str) -> None:
         listed = await http.get(
             "/api/tasks", headers={"Authorization": f"Bearer {make_token('alice')}"}
         )
-        assert listed.json()["count"] == 0, "REST sees what MCP did"
+        assert listed.json()["data"] == [], "REST sees what MCP did"
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ async def test_stdio_session_lists_adds_completes_deletes(
         task_id = (await structured(mcp, "add_task", title="via stdio"))["task_id"]
         assert (await structured(mcp, "complete_task", task_id=task_id))["status"] == "completed"
         assert (await structured(mcp, "delete_task", task_id=task_id))["status"] == "deleted"
-    assert (await client.get("/api/tasks", headers=bob)).json()["count"] == 1
+    assert len((await client.get("/api/tasks", headers=bob)).json()["data"]) == 1
 
 
 async def test_stdio_user_can_come_from_a_token(

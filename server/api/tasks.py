@@ -52,7 +52,13 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         due_after: Annotated[Due | None, Query(description="Due strictly after")] = None,
         sort: Annotated[str, Query(description=f"One of {', '.join(SORTS)}")] = "-created",
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-        cursor: Annotated[str | None, Query(max_length=500)] = None,
+        cursor: Annotated[
+            str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+        ] = None,
+        count: Annotated[
+            bool,
+            Query(description="Also say how many tasks match (up to 10,000), on the first page"),
+        ] = False,
     ) -> TasksPublic:
         query = TaskQuery(
             status=status,
@@ -64,6 +70,7 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
             sort=sort,
             limit=limit,
             cursor=cursor,
+            with_count=count,
         )
         return await tasks.find(query)
 

@@ -56,8 +56,8 @@ from server.services import cursors
 
 Status = Literal["all", "pending", "completed"]
 MAX_PAGE = 100
-# The first page says how many tasks match, counted up to this many: an exact count of a
-# very large set costs a scan on every first page, and no one pages through 10,000 tasks.
+# A count, when asked for, counts the matches up to this many: an exact count of a very large
+# set costs a scan every time, and no one pages through 10,000 tasks.
 COUNT_CAP = 10_000
 
 _table = Task.__table__  # type: ignore[attr-defined]
@@ -82,6 +82,8 @@ class TaskQuery:
     sort: str = "-created"
     limit: int = 20
     cursor: str | None = None
+    # Counting costs a scan of the matches; a client that shows "N tasks" asks for it.
+    with_count: bool = False
 
 
 class TaskService:
@@ -136,7 +138,7 @@ class TaskService:
         return await self._one(task_id, _DELETE, {})
 
     async def find(self, query: TaskQuery) -> TasksPublic:
-        """A page of tasks. `count` is given on the first page only (see COUNT_CAP)."""
+        """A page of tasks; `count` when asked for, on the first page (see COUNT_CAP)."""
         if query.sort not in SORTS:
             raise InvalidInput(f"sort must be one of {', '.join(SORTS)}")
         if not 1 <= query.limit <= MAX_PAGE:
@@ -155,6 +157,7 @@ class TaskService:
             params["due_before"] = query.due_before
         if query.due_after is not None:
             params["due_after"] = query.due_after
+        counted = query.with_count and not query.cursor
         cursor_kind = None
         if query.cursor:
             value, params["last_id"] = cursors.decode(query.cursor, query.sort)
@@ -166,18 +169,21 @@ class TaskService:
             *(name in params for name in ("pattern", "priority", "tag", "due_before", "due_after")),
             query.sort,
             cursor_kind,
+            counted,
             self.db.is_postgres,
         )
         statement = _LISTINGS.get(shape)
         if statement is None:
             statement = _LISTINGS[shape] = _listing(
-                query.status, params, query.sort, cursor_kind, self.db.is_postgres
+                query.status, params, query.sort, cursor_kind, counted, self.db.is_postgres
             )
 
-        rows = await self.db.rows(statement, params)
+        rows = await self.db.rows(
+            statement, params, plan_per_call="pattern" in params or "tag" in params
+        )
         page = [TaskPublic.model_validate(row) for row in rows[: query.limit]]
         count: int | None = None
-        if not query.cursor:
+        if counted:
             count = rows[0]["total"] if rows else 0
         next_cursor = None
         if len(rows) > query.limit:
@@ -258,7 +264,12 @@ def _update(fields: tuple[str, ...], completion: str | None) -> Any:
 
 
 def _listing(
-    status: str, params: dict[str, Any], sort: str, cursor: str | None, postgres: bool
+    status: str,
+    params: dict[str, Any],
+    sort: str,
+    cursor: str | None,
+    counted: bool,
+    postgres: bool,
 ) -> Any:
     filters: list[ColumnElement[bool]] = [_table.c.owner_id == _OWNER]
     if status != "all":
@@ -291,8 +302,8 @@ def _listing(
     column = _SORT_COLUMNS[name]
     nullable = name == "due"
     columns: list[Any] = list(_COLUMNS)
-    if cursor is None:
-        # Counted in the same statement as the page: one round trip for the first page.
+    if counted:
+        # Counted in the same statement as the page: one round trip.
         capped = select(literal(1)).where(*filters).correlate(None).limit(COUNT_CAP)
         total = select(func.count()).select_from(capped.subquery()).scalar_subquery()
         columns.append(total.label("total"))

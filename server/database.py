@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,24 +127,22 @@ class _Compiled:
 
 
 class Database:
-    """The engine, plus the cheapest way to run one statement.
+    """The one way the services run SQL: statements built once, run with new values.
 
-    Most work is one statement (INSERT/UPDATE/DELETE ... RETURNING, or one SELECT), atomic on
-    its own. `rows()` runs such a statement without an explicit transaction, saving the BEGIN
-    and COMMIT/ROLLBACK round trips. On PostgreSQL it goes further: the statement, built once
-    with named `bindparam`s, is compiled by SQLAlchemy once and then sent straight through an
-    asyncpg pool, which skips SQLAlchemy's per-execution work (about half the CPU of a REST
-    request). On SQLite it runs through SQLAlchemy. Work of several statements uses `begin()`.
+    A service builds each statement once (a module constant, or cached by its shape) with
+    named `bindparam`s, and runs it with `rows()` (one statement, atomic on its own, no
+    BEGIN/COMMIT round trips) or inside `transaction()` (several statements). On PostgreSQL
+    SQLAlchemy compiles each statement once and the SQL goes straight through an asyncpg pool,
+    which skips SQLAlchemy's per-execution work (about half the CPU of a REST request). On
+    SQLite the statements run through SQLAlchemy.
     """
 
     def __init__(self, raw_url: str, *, pool_size: int = 10) -> None:
         self.url = parse_database_url(raw_url)
         self.is_postgres = self.url.is_postgres
-        # The driver pool does the one-statement work on PostgreSQL; the engine's pool only
-        # the transactions (chat turns) and migrations there, so it can be smaller.
-        engine_pool = max(2, pool_size // 2) if self.is_postgres else pool_size
-        self.engine = create_engine(raw_url, pool_size=engine_pool)
-        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # On PostgreSQL the engine only serves migrations and the health check.
+        self.engine = create_engine(raw_url, pool_size=2 if self.is_postgres else pool_size)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -154,19 +153,10 @@ class Database:
             await self._pool.close()
         await self.engine.dispose()
 
-    def connect(self) -> AsyncConnection:
-        """A connection whose statements each commit on their own."""
-        return self.autocommit.connect()
-
-    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """`async with db.begin() as connection:` one transaction, committed at the end."""
-        return self.engine.begin()
-
     async def rows(
         self, statement: ClauseElement, params: dict[str, Any], *, plan_per_call: bool = False
     ) -> list[dict[str, Any]]:
-        """Run one statement built once (a module constant, or cached by its shape) with
-        these values for its bindparams; its rows as dicts.
+        """Run one statement with these values for its bindparams; its rows as dicts.
 
         asyncpg keeps each statement prepared on its connection, and after five runs
         PostgreSQL may switch it to a generic plan that ignores the values. Where the values
@@ -174,38 +164,42 @@ class Database:
         so it is planned for these values: at 50,000 tasks a search takes 12 ms, not 55.
         """
         if not self.is_postgres:
-            async with self.connect() as connection:
-                result = await connection.execute(statement, params)  # type: ignore[call-overload]
-                return [dict(row) for row in result.mappings()] if result.returns_rows else []
-        compiled = self._compile(statement)
-        args = [params.get(name, compiled.defaults.get(name)) for name in compiled.names]
+            async with self._autocommit.connect() as connection:
+                return await Transaction(self, connection).rows(statement, params)
+        async with self._driver() as connection:
+            return await Transaction(self, connection).rows(statement, params, plan_per_call)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """`async with db.transaction() as tx:` statements run by `tx.rows()` commit together,
+        or not at all."""
+        if not self.is_postgres:
+            async with self.engine.begin() as connection:
+                yield Transaction(self, connection)
+            return
+        async with self._driver() as connection, connection.transaction():
+            yield Transaction(self, connection)
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._open_pool()
         try:
             async with pool.acquire() as connection:
-                if plan_per_call:
-                    prepared = await connection.prepare(compiled.sql)
-                    records = await prepared.fetch(*args)
-                else:
-                    records = await connection.fetch(compiled.sql, *args)
-                return [dict(record) for record in records]
+                yield connection
         except _CONNECTION_LOST as exc:
             # The server went away: every pooled connection is as dead as this one. asyncpg
             # reports a connection that broke under it in several ways; all mean the same.
             await pool.expire_connections()
             raise ConnectionError(f"database connection lost: {exc!r}") from exc
 
-    def _compile(self, statement: ClauseElement) -> _Compiled:
+    def compile(self, statement: ClauseElement) -> _Compiled:
         compiled = self._compiled.get(id(statement))
         if compiled is None:
             sql = statement.compile(dialect=self.engine.dialect)
             assert isinstance(sql, SQLCompiler)
             # The statement is kept in the entry, so its id cannot be reused by another.
-            compiled = _Compiled(
-                statement,
-                str(sql),
-                list(sql.positiontup or ()),
-                dict(sql.construct_params(_check=False)),
-            )
+            defaults = dict(sql.construct_params(_check=False))
+            compiled = _Compiled(statement, str(sql), list(sql.positiontup or ()), defaults)
             self._compiled[id(statement)] = compiled
         return compiled
 
@@ -220,13 +214,36 @@ class Database:
                 ):
                     kwargs.pop(sqlalchemy_only, None)
                 self._pool = await asyncpg.create_pool(
-                    *args,
-                    **kwargs,
-                    min_size=0,
-                    max_size=self._pool_size,
-                    init=_json_codecs,
+                    *args, **kwargs, min_size=0, max_size=self._pool_size, init=_json_codecs
                 )
         return self._pool
+
+
+class Transaction:
+    """Runs statements on one connection: asyncpg's on PostgreSQL, SQLAlchemy's on SQLite."""
+
+    def __init__(self, db: Database, connection: asyncpg.Connection | AsyncConnection) -> None:
+        self._db = db
+        self._connection = connection
+
+    async def rows(
+        self, statement: ClauseElement, params: dict[str, Any], plan_per_call: bool = False
+    ) -> list[dict[str, Any]]:
+        connection = self._connection
+        if isinstance(connection, AsyncConnection):
+            result = await connection.execute(statement, params)  # type: ignore[call-overload]
+            return [dict(row) for row in result.mappings()] if result.returns_rows else []
+        compiled = self._db.compile(statement)
+        args = [params.get(name, compiled.defaults.get(name)) for name in compiled.names]
+        if plan_per_call:
+            records = await (await connection.prepare(compiled.sql)).fetch(*args)
+        else:
+            records = await connection.fetch(compiled.sql, *args)
+        return [dict(record) for record in records]
+
+    async def one(self, statement: ClauseElement, params: dict[str, Any]) -> dict[str, Any] | None:
+        rows = await self.rows(statement, params)
+        return rows[0] if rows else None
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:

@@ -12,7 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, true, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from server.database import Database
 from server.errors import NotFound
@@ -23,6 +35,8 @@ from server.models import (
     Message,
     MessagePublic,
     MessagesPublic,
+    PortableJSON,
+    UTCDateTime,
     id_in_range,
     utcnow,
 )
@@ -53,20 +67,16 @@ class ConversationService:
         self.db = db
         self.owner_id = owner_id
 
-    def _owned(self, conversation_id: int) -> Any:
+    def _params(self, conversation_id: int, **values: Any) -> dict[str, Any]:
         if not id_in_range(conversation_id):
             raise _not_found(conversation_id)
-        return and_(
-            _conversations.c.id == conversation_id, _conversations.c.owner_id == self.owner_id
-        )
+        return {"conversation_id": conversation_id, "owner": self.owner_id, **values}
 
     async def get(self, conversation_id: int) -> ConversationPublic:
-        statement = select(*_CONVERSATION_COLUMNS).where(self._owned(conversation_id))
-        async with self.db.connect() as connection:
-            row = (await connection.execute(statement)).mappings().first()
-        if row is None:
+        rows = await self.db.rows(_GET, self._params(conversation_id))
+        if not rows:
             raise _not_found(conversation_id)
-        return ConversationPublic.model_validate(row)
+        return ConversationPublic.model_validate(rows[0])
 
     async def open_turn(self, conversation_id: int | None, message: str, window: int) -> OpenTurn:
         """Store the user's message (or claim its failed earlier attempt) and read the history.
@@ -75,76 +85,45 @@ class ConversationService:
         on one conversation at the same time queue here for a moment instead of racing.
         """
         now = utcnow()
-        async with self.db.begin() as connection:
+        async with self.db.transaction() as tx:
             if conversation_id is None:
-                conversation_id = await connection.scalar(
-                    insert(_conversations)
-                    .values(
-                        owner_id=self.owner_id,
-                        title=title_from(message),
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(_conversations.c.id)
+                created = await tx.one(
+                    _START, {"owner": self.owner_id, "title": title_from(message), "now": now}
                 )
-                recent = []
+                assert created is not None
+                conversation_id = int(created["id"])
+                recent: list[dict[str, Any]] = []
             else:
-                bumped = await connection.scalar(
-                    update(_conversations)
-                    .where(self._owned(conversation_id))
-                    .values(updated_at=now)
-                    .returning(_conversations.c.id)
-                )
-                if bumped is None:
+                params = self._params(conversation_id, now=now)
+                if await tx.one(_BUMP, params) is None:
                     raise _not_found(conversation_id)
-                recent = list(
-                    (
-                        await connection.execute(
-                            select(
-                                _messages.c.id,
-                                _messages.c.role,
-                                _messages.c.content,
-                                _messages.c.failed,
-                                _messages.c.tool_calls,
-                            )
-                            .where(_messages.c.conversation_id == conversation_id)
-                            .order_by(_messages.c.id.desc())
-                            .limit(window + 1)
-                        )
-                    ).all()
-                )
-            assert conversation_id is not None
+                recent = await tx.rows(_RECENT, {**params, "limit": window + 1})
             done_before: list[dict[str, Any]] | None = None
             last = recent[0] if recent else None
-            if last is not None and last.role == "user" and last.content == message and last.failed:
+            if last and last["role"] == "user" and last["content"] == message and last["failed"]:
                 # The same message again after its turn failed: a retry of that turn. The
                 # claim is conditional, so of two retries at once only one takes the record.
-                claimed = await connection.scalar(
-                    update(_messages)
-                    .where(_messages.c.id == last.id, _messages.c.failed == true())
-                    .values(failed=False, tool_calls=[])
-                    .returning(_messages.c.id)
-                )
-                if claimed is not None:
-                    done_before = list(last.tool_calls)
+                earlier = await tx.one(_TOOL_CALLS, {"message_id": last["id"]})
+                if earlier and await tx.one(_CLAIM, {"message_id": last["id"]}):
+                    done_before = list(earlier["tool_calls"])
             if done_before is not None:
-                message_id = last.id  # type: ignore[union-attr]
+                message_id = last["id"]  # type: ignore[index]
                 recent = recent[1:]
             else:
-                message_id = await connection.scalar(
-                    insert(_messages)
-                    .values(
-                        conversation_id=conversation_id,
-                        owner_id=self.owner_id,
-                        role="user",
-                        content=message,
-                        tool_calls=[],
-                        failed=False,
-                        created_at=now,
-                    )
-                    .returning(_messages.c.id)
+                added = await tx.one(
+                    _APPEND,
+                    {
+                        "conversation_id": conversation_id,
+                        "owner": self.owner_id,
+                        "role": "user",
+                        "content": message,
+                        "tool_calls": [],
+                        "now": now,
+                    },
                 )
-        history = [(row.role, row.content) for row in reversed(recent[:window])]
+                assert added is not None
+                message_id = added["id"]
+        history = [(row["role"], row["content"]) for row in reversed(recent[:window])]
         return OpenTurn(conversation_id, message_id, history, done_before or [])
 
     async def close_turn(
@@ -152,53 +131,32 @@ class ConversationService:
     ) -> bool:
         """Store the reply; False if the conversation was deleted during the turn."""
         now = utcnow()
-        async with self.db.begin() as connection:
-            bumped = await connection.scalar(
-                update(_conversations)
-                .where(self._owned(turn.conversation_id))
-                .values(updated_at=now)
-                .returning(_conversations.c.id)
-            )
-            if bumped is None:
+        params = self._params(turn.conversation_id, now=now)
+        async with self.db.transaction() as tx:
+            if await tx.one(_BUMP, params) is None:
                 return False
-            await connection.execute(
-                insert(_messages).values(
-                    conversation_id=turn.conversation_id,
-                    owner_id=self.owner_id,
-                    role="assistant",
-                    content=reply,
-                    tool_calls=list(tool_calls),
-                    failed=False,
-                    created_at=now,
-                )
+            await tx.rows(
+                _APPEND,
+                {
+                    **params,
+                    "role": "assistant",
+                    "content": reply,
+                    "tool_calls": list(tool_calls),
+                },
             )
         return True
 
     async def fail_turn(self, turn: OpenTurn, done: Sequence[dict[str, Any]]) -> None:
         """Mark the turn's message as failed, with the tool calls that completed."""
-        async with self.db.connect() as connection:
-            await connection.execute(
-                update(_messages)
-                .where(_messages.c.id == turn.message_id, _messages.c.owner_id == self.owner_id)
-                .values(failed=True, tool_calls=list(done))
-            )
+        params = {"message_id": turn.message_id, "owner": self.owner_id, "tool_calls": list(done)}
+        await self.db.rows(_FAIL, params)
 
     async def page(self, limit: int, cursor: str | None) -> ConversationsPublic:
         """Newest activity first."""
-        statement = select(*_CONVERSATION_COLUMNS).where(_conversations.c.owner_id == self.owner_id)
+        params: dict[str, Any] = {"owner": self.owner_id, "limit": limit + 1}
         if cursor:
-            updated_at, last_id = cursors.decode(cursor, "conversations")
-            statement = statement.where(
-                or_(
-                    _conversations.c.updated_at < updated_at,
-                    and_(_conversations.c.updated_at == updated_at, _conversations.c.id < last_id),
-                )
-            )
-        statement = statement.order_by(
-            _conversations.c.updated_at.desc(), _conversations.c.id.desc()
-        ).limit(limit + 1)
-        async with self.db.connect() as connection:
-            rows = (await connection.execute(statement)).mappings().all()
+            params["last_updated"], params["last_id"] = cursors.decode(cursor, "conversations")
+        rows = await self.db.rows(_PAGE_AFTER if cursor else _PAGE, params)
         data = [ConversationPublic.model_validate(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -209,34 +167,101 @@ class ConversationService:
         self, conversation_id: int, limit: int, cursor: str | None
     ) -> MessagesPublic:
         """Oldest first, as a transcript reads."""
-        owned = self._owned(conversation_id)
-        statement = select(*_MESSAGE_COLUMNS).where(
-            _messages.c.conversation_id == conversation_id,
-            select(_conversations.c.id).where(owned).exists(),
-        )
+        params = self._params(conversation_id, limit=limit + 1, last_id=0)
         if cursor:
-            _, last_id = cursors.decode(cursor, "messages")
-            statement = statement.where(_messages.c.id > last_id)
-        statement = statement.order_by(_messages.c.id).limit(limit + 1)
-        async with self.db.connect() as connection:
-            rows = (await connection.execute(statement)).mappings().all()
-            if not rows and not await connection.scalar(select(_conversations.c.id).where(owned)):
-                raise _not_found(conversation_id)
+            _, params["last_id"] = cursors.decode(cursor, "messages")
+        rows = await self.db.rows(_MESSAGES, params)
+        if not rows and not await self.db.rows(_GET, params):
+            raise _not_found(conversation_id)
         data = [MessagePublic.model_validate(row) for row in rows[:limit]]
         next_cursor = cursors.encode("messages", None, data[-1].id) if len(rows) > limit else None
         return MessagesPublic(data=data, next_cursor=next_cursor)
 
     async def delete(self, conversation_id: int) -> None:
         """Delete a conversation; its messages go with it (ON DELETE CASCADE)."""
-        async with self.db.connect() as connection:
-            deleted = await connection.scalar(
-                delete(_conversations)
-                .where(self._owned(conversation_id))
-                .returning(_conversations.c.id)
-            )
-        if deleted is None:
+        if not await self.db.rows(_DELETE, self._params(conversation_id)):
             raise _not_found(conversation_id)
 
 
 def _not_found(conversation_id: int) -> NotFound:
     return NotFound(f"Conversation {conversation_id} not found")
+
+
+# ---------------------------------------------------------------- statements
+# Built once; every one that names a conversation filters by its owner.
+
+_OWNER = bindparam("owner", type_=String())
+_CONVERSATION_ID = bindparam("conversation_id", type_=Integer())
+_NOW = bindparam("now", type_=UTCDateTime())
+_LIMIT = bindparam("limit", type_=Integer())
+_OWNED = and_(_conversations.c.id == _CONVERSATION_ID, _conversations.c.owner_id == _OWNER)
+
+_GET = select(*_CONVERSATION_COLUMNS).where(_OWNED)
+_START = (
+    insert(_conversations)
+    .values(
+        owner_id=_OWNER,
+        title=bindparam("title", type_=String()),
+        created_at=_NOW,
+        updated_at=_NOW,
+    )
+    .returning(_conversations.c.id)
+)
+_BUMP = update(_conversations).where(_OWNED).values(updated_at=_NOW).returning(_conversations.c.id)
+_DELETE = delete(_conversations).where(_OWNED).returning(_conversations.c.id)
+_RECENT = (
+    select(_messages.c.id, _messages.c.role, _messages.c.content, _messages.c.failed)
+    .where(_messages.c.conversation_id == _CONVERSATION_ID)
+    .order_by(_messages.c.id.desc())
+    .limit(_LIMIT)
+)
+_APPEND = (
+    insert(_messages)
+    .values(
+        conversation_id=_CONVERSATION_ID,
+        owner_id=_OWNER,
+        role=bindparam("role", type_=String()),
+        content=bindparam("content", type_=Text()),
+        tool_calls=bindparam("tool_calls", type_=PortableJSON),
+        failed=False,
+        created_at=_NOW,
+    )
+    .returning(_messages.c.id)
+)
+_MESSAGE_ID = bindparam("message_id", type_=Integer())
+_TOOL_CALLS = select(_messages.c.tool_calls).where(_messages.c.id == _MESSAGE_ID)
+_CLAIM = (
+    update(_messages)
+    .where(_messages.c.id == _MESSAGE_ID, _messages.c.failed == true())
+    .values(failed=False, tool_calls=[])
+    .returning(_messages.c.id)
+)
+_FAIL = (
+    update(_messages)
+    .where(_messages.c.id == _MESSAGE_ID, _messages.c.owner_id == _OWNER)
+    .values(failed=True, tool_calls=bindparam("tool_calls", type_=PortableJSON))
+)
+_PAGE = (
+    select(*_CONVERSATION_COLUMNS)
+    .where(_conversations.c.owner_id == _OWNER)
+    .order_by(_conversations.c.updated_at.desc(), _conversations.c.id.desc())
+    .limit(_LIMIT)
+)
+_LAST_UPDATED = bindparam("last_updated", type_=UTCDateTime())
+_LAST_ID = bindparam("last_id", type_=Integer())
+_PAGE_AFTER = _PAGE.where(
+    or_(
+        _conversations.c.updated_at < _LAST_UPDATED,
+        and_(_conversations.c.updated_at == _LAST_UPDATED, _conversations.c.id < _LAST_ID),
+    )
+)
+_MESSAGES = (
+    select(*_MESSAGE_COLUMNS)
+    .where(
+        _messages.c.conversation_id == _CONVERSATION_ID,
+        _messages.c.id > _LAST_ID,
+        select(_conversations.c.id).where(_OWNED).exists(),
+    )
+    .order_by(_messages.c.id)
+    .limit(_LIMIT)
+)

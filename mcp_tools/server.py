@@ -242,7 +242,7 @@ def build_mcp_server(
                     due_after=after,
                     limit=limit,
                     cursor=cursor,
-                    with_count=True,
+                    count=True,
                 )
             )
         items = [TaskItem.model_validate(task, from_attributes=True) for task in page.data]

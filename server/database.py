@@ -214,7 +214,12 @@ class Database:
                 ):
                     kwargs.pop(sqlalchemy_only, None)
                 self._pool = await asyncpg.create_pool(
-                    *args, **kwargs, min_size=0, max_size=self._pool_size, init=_json_codecs
+                    *args,
+                    **kwargs,
+                    min_size=0,
+                    max_size=self._pool_size,
+                    init=_json_codecs,
+                    reset=_end_transaction,
                 )
         return self._pool
 
@@ -244,6 +249,16 @@ class Transaction:
     async def one(self, statement: ClauseElement, params: dict[str, Any]) -> dict[str, Any] | None:
         rows = await self.rows(statement, params)
         return rows[0] if rows else None
+
+
+async def _end_transaction(connection: asyncpg.Connection) -> None:
+    """What a connection needs before it goes back to the pool: no open transaction.
+
+    asyncpg's default also runs RESET ALL, UNLISTEN and friends, a round trip on every
+    release; this code never changes session settings, listens or takes advisory locks.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 async def _json_codecs(connection: asyncpg.Connection) -> None:

@@ -8,10 +8,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from server.deps import TaskServiceDep
 from server.models import (
-    Due,
-    Priority,
-    SearchText,
-    Tag,
     TaskCreate,
     TaskPublic,
     TaskReplace,
@@ -19,7 +15,7 @@ from server.models import (
     TaskUpdate,
 )
 from server.ratelimit import RateLimits
-from server.services.tasks import MAX_PAGE, SORTS, Status, TaskQuery
+from server.services.tasks import TaskQuery
 
 
 def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
@@ -44,34 +40,8 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         request: Request,
         response: Response,
         tasks: TaskServiceDep,
-        status: Status = "all",
-        q: Annotated[SearchText | None, Query(description="Text in title or description")] = None,
-        priority: Priority | None = None,
-        tag: Annotated[Tag | None, Query(description="Only tasks with this tag")] = None,
-        due_before: Annotated[Due | None, Query(description="Due strictly before")] = None,
-        due_after: Annotated[Due | None, Query(description="Due strictly after")] = None,
-        sort: Annotated[str, Query(description=f"One of {', '.join(SORTS)}")] = "-created",
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-        cursor: Annotated[
-            str | None, Query(max_length=500, description="`next_cursor` of the previous page")
-        ] = None,
-        count: Annotated[
-            bool,
-            Query(description="Also say how many tasks match (up to 10,000), on the first page"),
-        ] = False,
+        query: Annotated[TaskQuery, Query()],
     ) -> TasksPublic:
-        query = TaskQuery(
-            status=status,
-            q=q,
-            priority=priority,
-            tag=tag,
-            due_before=due_before,
-            due_after=due_after,
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-            with_count=count,
-        )
         return await tasks.find(query)
 
     @router.get("/{task_id}")

@@ -8,10 +8,9 @@ complete and delete cannot trip over each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -40,8 +39,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from server.database import Database
 from server.errors import InvalidInput, NotFound
 from server.models import (
+    Due,
     PortableJSON,
     Priority,
+    SearchText,
+    Tag,
     Task,
     TaskCreate,
     TaskPublic,
@@ -71,19 +73,26 @@ SORTS = tuple(f"{sign}{name}" for name in _SORT_COLUMNS for sign in ("", "-"))
 _COLUMNS = [_table.c[name] for name in TaskPublic.model_fields]
 
 
-@dataclass(frozen=True)
-class TaskQuery:
+class TaskQuery(BaseModel):
+    """What a listing asks for: REST reads it from the query string as one model."""
+
+    model_config = ConfigDict(frozen=True)
+
     status: Status = "all"
-    q: str | None = None
+    q: SearchText | None = Field(default=None, description="Text in title or description")
     priority: Priority | None = None
-    tag: str | None = None
-    due_before: datetime | None = None
-    due_after: datetime | None = None
-    sort: str = "-created"
-    limit: int = 20
-    cursor: str | None = None
+    tag: Tag | None = Field(default=None, description="Only tasks with this tag")
+    due_before: Due | None = Field(default=None, description="Due strictly before")
+    due_after: Due | None = Field(default=None, description="Due strictly after")
+    sort: str = Field(default="-created", description=f"One of {', '.join(SORTS)}")
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(
+        default=None, max_length=500, description="`next_cursor` of the previous page"
+    )
     # Counting costs a scan of the matches; a client that shows "N tasks" asks for it.
-    with_count: bool = False
+    count: bool = Field(
+        default=False, description="Also say how many tasks match (up to 10,000), on the first page"
+    )
 
 
 class TaskService:
@@ -157,7 +166,7 @@ class TaskService:
             params["due_before"] = query.due_before
         if query.due_after is not None:
             params["due_after"] = query.due_after
-        counted = query.with_count and not query.cursor
+        counted = query.count and not query.cursor
         cursor_kind = None
         if query.cursor:
             value, params["last_id"] = cursors.decode(query.cursor, query.sort)

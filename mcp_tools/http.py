@@ -14,7 +14,8 @@ from mcp_tools.identity import MCPTokenVerifier, user_from_access_token
 from mcp_tools.server import build_mcp_server
 from server.auth import TokenVerifier
 from server.database import Database
-from server.errors import Unauthorized
+from server.errors import Unauthorized, Unavailable
+from server.http import error_response
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 
@@ -69,6 +70,10 @@ class RateLimitedMCP:
             claims = await self.verifier.verify(token) if scheme.lower() == "bearer" else None
         except Unauthorized:
             claims = None
+        except Unavailable as exc:
+            unavailable = error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+            await unavailable(scope, receive, send)
+            return
         try:
             if claims is None:
                 await self.limits.check_anonymous(request)

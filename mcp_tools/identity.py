@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from server.auth import TokenVerifier
-from server.errors import Unauthorized
+from server.errors import AppError
 
 UserResolver = Callable[[Context], str]
 IN_PROCESS_USER_KEY = "todo-chat/user_id"
@@ -56,7 +56,7 @@ class MCPTokenVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             claims = await self._verifier.verify(token)
-        except Unauthorized:
+        except AppError:  # Unauthorized, or Unavailable when no signing keys can be had
             return None
         scope = claims.get("scope")
         return AccessToken(

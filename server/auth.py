@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 import httpx
 import jwt
 
-from server.errors import Unauthorized
+from server.errors import Unauthorized, Unavailable
 from server.models import OWNER_MAX
 from server.settings import Settings
 
+log = logging.getLogger("todo_chat.auth")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 # A bearer JWT is a few hundred bytes to ~1 KiB; anything far larger is not one of ours.
 MAX_TOKEN_LENGTH = 8 * 1024
@@ -24,10 +26,16 @@ ASYMMETRIC_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES384", "RS256", "RS384", 
 
 
 class JWKSCache:
-    """The issuer's key set, fetched lazily, refreshed when stale or on an unknown `kid`.
+    """The issuer's key set: fetched lazily, again when stale, and again for an unknown `kid`.
 
-    Refetches on unknown ids are spaced by `min_refresh_seconds`, so a stream of tokens with
-    made-up `kid`s cannot turn this server into a load generator against the issuer.
+    Key rotation must just work, and junk tokens must not be able to stop it:
+    - a token with an unknown `kid` fetches the set again; fetches are at least `interval`
+      apart, and requests that need one at the same time share it, so a flood of made-up
+      `kid`s costs the issuer one fetch a second and delays a real new key by a second at most;
+    - a `kid` that a fetch made after it was first seen did not contain is answered at once
+      for `unknown_ttl` seconds, without waiting for another fetch;
+    - when the issuer cannot be reached, the last good set keeps serving (a 503 only when
+      there is none yet), the failure is logged once with its cause, and the recovery too.
     """
 
     def __init__(
@@ -36,23 +44,38 @@ class JWKSCache:
         client: httpx.AsyncClient,
         *,
         ttl_seconds: float = 600,
-        min_refresh_seconds: float = 30,
+        interval: float = 1.0,
+        unknown_ttl: float = 60,
     ) -> None:
         self.url = url
         self._client = client
         self._ttl = ttl_seconds
-        self._min_refresh = min_refresh_seconds
+        self._interval = interval
+        self._unknown_ttl = unknown_ttl
         self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._fetched_at = float("-inf")  # the last successful fetch
+        self._attempted_at = float("-inf")
+        self._fetching: asyncio.Task[None] | None = None
+        self._unknown: dict[str, float] = {}  # kid -> when a fetch last missed it
+        self._failing = False
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK:
-        now = time.monotonic()
-        if now - self._fetched_at > self._ttl:
-            await self._refresh(force=True)
+        asked = time.monotonic()
+        if asked - self._fetched_at > self._ttl:
+            await self._refresh()
         key = self._lookup(kid)
-        if key is None and await self._refresh(force=False):
+        if key is None and not self._recently_unknown(kid, asked):
+            # Only a fetch that began after this token arrived can say its key is unknown:
+            # one already under way may have left before the issuer published the key.
+            while self._attempted_at < asked:
+                await self._refresh()
+                if self._failing:
+                    break
             key = self._lookup(kid)
+            if key is None and kid is not None and not self._failing:
+                if len(self._unknown) > 10_000:
+                    self._unknown.clear()
+                self._unknown[kid] = time.monotonic()
         if key is None:
             raise Unauthorized("token signed with an unknown key")
         return key
@@ -62,22 +85,45 @@ class JWKSCache:
             return next(iter(self._keys.values()))
         return self._keys.get(kid)
 
-    async def _refresh(self, *, force: bool) -> bool:
-        async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < self._min_refresh:
-                return False
-            self._fetched_at = time.monotonic()
+    def _recently_unknown(self, kid: str | None, now: float) -> bool:
+        missed = self._unknown.get(kid) if kid is not None else None
+        return missed is not None and now - missed < self._unknown_ttl
+
+    async def _refresh(self) -> None:
+        if self._fetching is None:
+            self._fetching = asyncio.ensure_future(self._fetch())
+        await asyncio.shield(self._fetching)
+
+    async def _fetch(self) -> None:
+        try:
+            wait = self._attempted_at + self._interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._attempted_at = time.monotonic()
             try:
                 response = await self._client.get(self.url, timeout=5)
                 response.raise_for_status()
                 key_set = jwt.PyJWKSet.from_dict(response.json())
             except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
-                # Keep serving with the keys we had; the next refresh may work.
-                if self._keys:
-                    return False
-                raise Unauthorized("signing keys are unavailable") from exc
+                if not self._failing:
+                    log.warning("cannot fetch the signing keys from %s: %r", self.url, exc)
+                    self._failing = True
+                if not self._keys:
+                    raise Unavailable(
+                        "the token signing keys cannot be fetched right now: retry in a few "
+                        "seconds"
+                    ) from exc
+                return  # keep serving with the keys we had
+            if self._failing:
+                log.warning("signing keys from %s are reachable again", self.url)
+                self._failing = False
             self._keys = {key.key_id: key for key in key_set.keys}
-            return True
+            self._fetched_at = time.monotonic()
+            self._unknown = {
+                kid: missed for kid, missed in self._unknown.items() if kid not in self._keys
+            }
+        finally:
+            self._fetching = None
 
 
 class TokenVerifier:

@@ -39,11 +39,15 @@ class JWKSServer:
     def __init__(self) -> None:
         self.keys: list[SigningKey] = []
         self.requests = 0
+        self.down = False  # answer 503, as an issuer in an outage
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.requests += 1
+                if server.down:
+                    self.send_error(503)
+                    return
                 body = json.dumps({"keys": [key.jwk for key in server.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

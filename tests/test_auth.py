@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -167,7 +168,7 @@ async def test_issuer_and_audience_are_checked_when_configured(
             assert (await client.get("/api/tasks", headers=bearer(bad))).status_code == 401
 
 
-async def test_unknown_kid_refetches_the_key_set_once_in_a_while(
+async def test_a_rotated_key_works_at_once_even_after_a_flood_of_junk_kids(
     make_settings: Callable[..., Settings],
 ) -> None:
     with JWKSServer() as server:
@@ -177,18 +178,70 @@ async def test_unknown_kid_refetches_the_key_set_once_in_a_while(
         try:
             assert (await verifier.verify(old.token("alice")))["sub"] == "alice"
             assert server.requests == 1
-            assert verifier._jwks is not None
-            verifier._jwks._fetched_at -= 60  # the rotation happens a minute later
 
+            # Anyone can send tokens with made-up kids, many at once.
+            junk = [SigningKey("EdDSA", f"junk-{i}").token() for i in range(30)]
+            results = await asyncio.gather(
+                *(verifier.verify(token) for token in junk), return_exceptions=True
+            )
+            assert all(isinstance(r, Unauthorized) for r in results)
+            assert server.requests <= 3, "concurrent refetches collapse into one"
+
+            # Right after the flood, the issuer rotates: the new key is accepted at once.
             new = SigningKey("ES256", "new")
             server.keys = [old, new]
+            started = time.monotonic()
             assert (await verifier.verify(new.token("bob")))["sub"] == "bob"
-            assert server.requests == 2, "an unknown kid fetched the rotated set"
+            assert time.monotonic() - started < 2.5
 
-            stranger = SigningKey("EdDSA", "made-up")
-            for _ in range(5):
+            fetches = server.requests
+            for token in junk[:5]:  # a kid just seen missing is answered without a fetch
                 with pytest.raises(Unauthorized, match="unknown key"):
-                    await verifier.verify(stranger.token())
-            assert server.requests == 2, "made-up kids right after a fetch do not refetch"
+                    await verifier.verify(token)
+            assert server.requests == fetches
         finally:
             await verifier.aclose()
+
+
+async def test_an_issuer_outage_keeps_the_last_keys_and_is_logged_once(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    with JWKSServer() as server:
+        key = SigningKey("EdDSA", "k1")
+        server.keys = [key]
+        verifier = TokenVerifier(make_settings(jwks_url=server.url))
+        try:
+            assert await verifier.verify(key.token("alice"))
+            server.down = True
+            stranger = SigningKey("EdDSA", "k2")
+            for _ in range(3):
+                with pytest.raises(Unauthorized):
+                    await verifier.verify(stranger.token())
+                assert (await verifier.verify(key.token("carol")))["sub"] == "carol"
+            failures = [r for r in caplog.records if "cannot fetch the signing keys" in r.message]
+            assert len(failures) == 1 and "503" in failures[0].getMessage()
+
+            server.down = False
+            server.keys = [key, stranger]
+            assert (await verifier.verify(stranger.token("dave")))["sub"] == "dave"
+            assert any("reachable again" in r.message for r in caplog.records)
+        finally:
+            await verifier.aclose()
+
+
+async def test_no_signing_keys_at_all_is_503(
+    make_settings: Callable[..., Settings], clean_database: None
+) -> None:
+    with JWKSServer() as server:
+        server.down = True
+        key = SigningKey("EdDSA", "k1")
+        async with client_for(make_settings(jwks_url=server.url)) as client:
+            response = await client.get("/api/tasks", headers=bearer(key.token()))
+            assert response.status_code == 503
+            assert response.json()["error"] == "unavailable"
+            assert "Retry-After" in response.headers
+            server.down = False
+            server.keys = [key]
+            await asyncio.sleep(1.1)
+            retried = await client.get("/api/tasks", headers=bearer(key.token()))
+            assert retried.status_code == 200

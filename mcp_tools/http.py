@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -48,8 +50,19 @@ def build_http_mcp(
     return server, app
 
 
+# JSON-RPC methods that do work against the user's tasks; the others (initialize, tools/list,
+# notifications, ping) are the protocol's own bookkeeping and are not counted.
+COUNTED_METHODS = frozenset({"tools/call"})
+
+
 class RateLimitedMCP:
-    """Counts MCP requests per token user (per address without a valid token).
+    """The gate in front of the MCP endpoint.
+
+    - `GET /mcp` answers 405: in stateless mode the server never sends messages of its own,
+      and the spec lets it refuse the stream instead of holding a silent one open forever.
+    - Tool calls count per token user against the MCP limit; initialize, tools/list and
+      notifications do not, so a client's handshake costs nothing. Requests without a valid
+      token count against the anonymous limit, whatever they ask.
 
     Over the limit the answer is HTTP 429 with Retry-After, before the request reaches the
     MCP SDK: clients show it as an HTTP error, and nothing runs.
@@ -61,7 +74,20 @@ class RateLimitedMCP:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limits.limiter.enabled:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET":
+            refusal = error_response(
+                405,
+                "method_not_allowed",
+                "this MCP server is stateless and sends no server-initiated messages: "
+                "POST JSON-RPC requests to /mcp",
+                {"Allow": "POST"},
+            )
+            await refusal(scope, receive, send)
+            return
+        if not self.limits.limiter.enabled:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -74,11 +100,12 @@ class RateLimitedMCP:
             unavailable = error_response(exc.status_code, exc.code, exc.detail, exc.headers)
             await unavailable(scope, receive, send)
             return
+        body, receive = await _buffered(receive)
+        headers: dict[str, str] = {}
         try:
             if claims is None:
                 await self.limits.check_anonymous(request)
-                headers: dict[str, str] = {}
-            else:
+            elif COUNTED_METHODS & _methods(body):
                 request.state.user_id = claims["sub"]
                 headers = await self.limits.check_mcp(request)
         except RateLimitExceeded as exc:
@@ -95,3 +122,37 @@ class RateLimitedMCP:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole request body (BodySizeLimit has capped it) and a `receive` that replays
+    it to the app."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return body, replay
+
+
+def _methods(body: bytes) -> set[str]:
+    """The JSON-RPC methods a body asks for; a body that is not JSON-RPC counts as work."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return set(COUNTED_METHODS)
+    messages = payload if isinstance(payload, list) else [payload]
+    return {str(m.get("method")) if isinstance(m, dict) else "" for m in messages} or set(
+        COUNTED_METHODS
+    )

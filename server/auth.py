@@ -110,8 +110,7 @@ class JWKSCache:
                     self._failing = True
                 if not self._keys:
                     raise Unavailable(
-                        "the token signing keys cannot be fetched right now: retry in a few "
-                        "seconds"
+                        "the token signing keys cannot be fetched right now: retry in a few seconds"
                     ) from exc
                 return  # keep serving with the keys we had
             if self._failing:

@@ -45,14 +45,27 @@ def cmd_migrate(_: argparse.Namespace) -> None:
     print("database schema is up to date", file=sys.stderr)
 
 
+def user_id(value: str) -> str:
+    """A user id the server will accept as a token's `sub`."""
+    from server.models import OWNER_MAX
+
+    if not value or not value.isprintable() or len(value) > OWNER_MAX:
+        raise argparse.ArgumentTypeError(
+            f"a user id is 1 to {OWNER_MAX} printable characters, e.g. alice"
+        )
+    return value
+
+
 def cmd_token(args: argparse.Namespace) -> None:
-    from server.auth import issue_token
+    from server.auth import MAX_TOKEN_LIFETIME, issue_token
 
     settings = load_settings()
     if not settings.better_auth_secret:
         raise SystemExit(
             "no BETTER_AUTH_SECRET to sign with (JWKS-only setups get tokens from the issuer)"
         )
+    if args.ttl > MAX_TOKEN_LIFETIME:
+        raise SystemExit("a token may live a year at most (the server refuses longer ones)")
     claims = {}
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.set_defaults(func=cmd_serve)
 
     token = commands.add_parser("token", help="print a JWT for a user, signed with the secret")
-    token.add_argument("user_id")
+    token.add_argument("user_id", type=user_id)
     token.add_argument("--ttl", type=parse_ttl, default=timedelta(days=7), help="e.g. 30m, 12h, 7d")
     token.set_defaults(func=cmd_token)
 
@@ -150,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     mcp = commands.add_parser(
         "mcp", help="serve the task tools over stdio (Claude Desktop, Claude Code) for one user"
     )
-    mcp.add_argument("--user", help="the user to act for (or set TODO_CHAT_TOKEN to a JWT)")
+    mcp.add_argument(
+        "--user", type=user_id, help="the user to act for (or set TODO_CHAT_TOKEN to a JWT)"
+    )
     mcp.set_defaults(func=cmd_mcp)
 
     args = parser.parse_args(argv)

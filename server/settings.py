@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,7 +10,12 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "your-secret-here"}
+# Words that mark a secret copied from an example, whatever its length; a random secret of
+# 32+ characters contains none of them but by a one-in-a-million chance.
+PLACEHOLDER = re.compile(
+    r"your|change.?me|placeholder|example|replace|dummy|sample|secret.?key|x{4}|0{8}|here",
+    re.IGNORECASE,
+)
 MIN_SECRET_LENGTH = 32
 
 
@@ -83,7 +89,7 @@ class Settings(BaseSettings):
             return
         secret = self.better_auth_secret
         if not self.jwks_url and (
-            secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
+            PLACEHOLDER.search(secret) or len(secret.strip()) < MIN_SECRET_LENGTH
         ):
             raise SystemExit(
                 "ENVIRONMENT=production needs BETTER_AUTH_SECRET (at least "

@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from server.cli import parse_ttl
+from server.cli import main, parse_ttl
 from server.database import create_engine
 from server.migrate import include_object
 from server.settings import Settings
@@ -48,6 +48,35 @@ def test_token_uses_the_persistent_dev_secret(tmp_path: Path) -> None:
     first = run_cli(tmp_path, "token", "alice").stdout.strip()
     secret = (tmp_path / "dev-secret").read_text().strip()
     assert jwt.decode(first, secret, algorithms=["HS256"])["sub"] == "alice"
+
+
+@pytest.mark.parametrize("args", [["token", ""], ["token", "a\x00b"], ["token", "x" * 300]])
+def test_a_user_id_the_server_would_refuse_is_refused_at_once(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and "user id" in capsys.readouterr().err
+
+
+def test_token_carries_the_configured_issuer_and_audience_and_a_sane_lifetime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "BETTER_AUTH_SECRET": SECRET,
+        "JWT_ISSUER": "https://auth.example",
+        "JWT_AUDIENCE": "todo-chat",
+        "DATA_DIR": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    main(["token", "alice"])
+    token = capsys.readouterr().out.strip()
+    claims = jwt.decode(
+        token, SECRET, algorithms=["HS256"], issuer="https://auth.example", audience="todo-chat"
+    )
+    assert claims["sub"] == "alice"
+    with pytest.raises(SystemExit, match="a year at most"):
+        main(["token", "alice", "--ttl", "400d"])
 
 
 def test_bad_ttl_is_a_usage_error(tmp_path: Path) -> None:

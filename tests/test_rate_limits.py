@@ -123,28 +123,49 @@ async def test_requests_without_a_valid_token_have_a_budget_per_address(
     assert (await client.get("/api/tasks", headers=headers)).status_code == 200
 
 
-async def test_mcp_requests_are_limited_per_user_with_429(
+async def test_mcp_tool_calls_are_limited_per_user_and_the_handshake_is_free(
     limited: Callable[..., Settings], clean_database: None
 ) -> None:
     _, headers = user()
-    request = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "list_tasks", "arguments": {}},
+    }
     mcp_headers = {
         **headers,
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": "2025-06-18",
     }
     async with served(create_app(limited())) as url, httpx.AsyncClient(base_url=url) as http:
+        for _ in range(5):  # more than the limit of 3: listing tools does no work
+            response = await http.post("/mcp", json=listing, headers=mcp_headers)
+            assert response.status_code == 200, response.text
         for remaining in ("2", "1", "0"):
-            response = await http.post("/mcp", json=request, headers=mcp_headers)
+            response = await http.post("/mcp", json=call, headers=mcp_headers)
             assert response.status_code == 200, response.text
             assert response.headers["x-ratelimit-remaining"] == remaining
-        refused = await http.post("/mcp", json=request, headers=mcp_headers)
+        refused = await http.post("/mcp", json=call, headers=mcp_headers)
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert refused.json()["error"] == "rate_limited"
         _, other = user()
         assert (
-            await http.post("/mcp", json=request, headers={**mcp_headers, **other})
+            await http.post("/mcp", json=call, headers={**mcp_headers, **other})
         ).status_code == 200
+
+
+async def test_get_mcp_is_405_not_a_silent_stream(
+    limited: Callable[..., Settings], clean_database: None
+) -> None:
+    _, headers = user()
+    async with served(create_app(limited())) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.get(
+            "/mcp", headers={**headers, "Accept": "text/event-stream"}, timeout=5
+        )
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
 
 
 # ---------------------------------------------------------------- Redis

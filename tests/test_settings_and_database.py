@@ -83,7 +83,18 @@ def test_dev_secret_is_made_once_and_kept(tmp_path: Path) -> None:
     assert (tmp_path / "dev-secret").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("secret", ["", "change-me", "short"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "",
+        "change-me",
+        "short",
+        "your-secret-key-here-at-least-32-chars-long",
+        "replace-me-with-a-long-random-string-of-64-chars",
+        "x" * 40,
+        " " * 40,
+    ],
+)
 def test_production_refuses_a_missing_or_placeholder_secret(secret: str) -> None:
     settings = Settings(_env_file=None, environment="production", better_auth_secret=secret)  # type: ignore[call-arg]
     with pytest.raises(SystemExit, match="BETTER_AUTH_SECRET"):
@@ -95,6 +106,8 @@ def test_production_refuses_a_missing_or_placeholder_secret(secret: str) -> None
 
 def test_production_accepts_a_real_secret_or_jwks() -> None:
     Settings(
-        _env_file=None, environment="production", better_auth_secret="s" * 40
+        _env_file=None,
+        environment="production",
+        better_auth_secret="q7Vb2pK9mZt4Lw8Nc1Rf6Hy3Jd5Gs0Ua",
     ).check_production()  # type: ignore[call-arg]
     Settings(_env_file=None, environment="production", jwks_url="https://a/jwks").check_production()  # type: ignore[call-arg]

@@ -145,6 +145,11 @@ async def test_searching(chat: Chat) -> None:
     answer = await chat.say("find milk")
     assert answer["tool_calls"][0]["arguments"]["query"] == "milk"
     assert "Buy oat milk" in answer["response"] and "Call mom" not in answer["response"]
+    assert answer["response"].startswith('You have 1 task matching "milk":')
+    await chat.say("add milk the cow")
+    answer = await chat.say("find milk")
+    assert answer["response"].startswith('You have 2 tasks matching "milk":')
+    assert (await chat.say("find tea"))["response"] == 'You have no tasks matching "tea".'
 
 
 async def test_unknown_task_id_is_said_plainly(chat: Chat) -> None:

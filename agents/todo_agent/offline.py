@@ -276,16 +276,17 @@ def _list_reply(intent: Intent, step: ToolStep) -> str:
     if step.result is None:
         return f"I couldn't list your tasks: {step.error}"
     tasks, count = step.result["tasks"], step.result["count"]
-    what = {"pending": "pending tasks", "completed": "completed tasks", "all": "tasks"}[
-        intent.status
-    ]
+    kind = {"pending": "pending ", "completed": "completed ", "all": ""}[intent.status]
+    suffix = ""
     if intent.query:
-        what = f'tasks matching "{intent.query}"'
+        kind, suffix = "", f' matching "{intent.query}"'
     elif intent.due_before:
-        what = "pending tasks due by then" if intent.due_before != "now" else "overdue tasks"
+        kind, suffix = (
+            ("pending ", " due by then") if intent.due_before != "now" else ("overdue ", "")
+        )
     if not tasks:
-        return f"You have no {what}."
-    lines = [f"You have {count} {what}:" if count != 1 else f"You have 1 {what[:-1]}:"]
+        return f"You have no {kind}tasks{suffix}."
+    lines = [f"You have {count} {kind}task{'' if count == 1 else 's'}{suffix}:"]
     lines += [f"- {_describe(task)}" for task in tasks]
     if count > len(tasks):
         lines.append(f"…and {count - len(tasks)} more.")

@@ -17,7 +17,7 @@ from mcp_tools.server import build_mcp_server
 from server.auth import TokenVerifier
 from server.database import Database
 from server.errors import Unauthorized, Unavailable
-from server.http import error_response
+from server.http import error_response, replaying
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 
@@ -134,16 +134,7 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
         if message["type"] != "http.request" or not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return body, replay
+    return body, replaying({"type": "http.request", "body": body, "more_body": False}, receive)
 
 
 def _methods(body: bytes) -> set[str]:

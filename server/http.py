@@ -87,6 +87,20 @@ def _json_response_messages(
     return start, {"type": "http.response.body", "body": data}
 
 
+def replaying(first: Message, receive: Receive) -> Receive:
+    """A `receive` that hands the app `first` (a body already read), then the real one."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return first
+
+    return replay
+
+
 class LastResort:
     """An unexpected exception answers 500 in the error shape, with a request id that the log
     line carries too, and goes no further: the server keeps the connection open instead of
@@ -176,16 +190,7 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
                 break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return message
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(message, receive), send)
 
     async def _reject(self, send: Send) -> None:
         for message in _json_response_messages(

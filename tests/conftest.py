@@ -25,6 +25,7 @@ from server.auth import issue_token
 from server.database import create_engine, parse_database_url
 from server.migrate import upgrade
 from server.settings import Settings
+from tests.fake_openai import FakeOpenAI
 from tests.live import running, served
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4
@@ -174,6 +175,15 @@ def alice() -> dict[str, str]:
 @pytest.fixture
 def bob() -> dict[str, str]:
     return auth("bob")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible server over real HTTP; its base URL is `fake.url`."""
+    server = FakeOpenAI()
+    async with served(server.app()) as url:
+        server.url = f"{url}/v1"  # type: ignore[attr-defined]
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -20,14 +20,6 @@ H = dict[str, str]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    async with served(server.app()) as url:
-        server.url = f"{url}/v1"  # type: ignore[attr-defined]
-        yield server
-
-
-@pytest.fixture
 def llm_settings(
     make_settings: Callable[..., Settings], fake: FakeOpenAI
 ) -> Callable[..., Settings]:

@@ -145,14 +145,6 @@ async def test_a_crash_is_a_json_500_with_a_request_id_and_the_connection_lives_
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
-    async with served(server.app()) as url:
-        server.url = f"{url}/v1"  # type: ignore[attr-defined]
-        yield server
-
-
-@pytest.fixture
 async def llm(
     make_settings: Callable[..., Settings], fake: FakeOpenAI, clean_database: None
 ) -> AsyncIterator[httpx.AsyncClient]:

@@ -28,21 +28,19 @@ def load_settings() -> Settings:
     return settings
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> str:
     from server.database import create_engine
-    from server.migrate import upgrade
+    from server.migrate import describe, upgrade
 
     engine = create_engine(settings.database_url)
     try:
-        await upgrade(engine)
+        return describe(*await upgrade(engine))
     finally:
         await engine.dispose()
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
-    settings = load_settings()
-    asyncio.run(_migrate(settings))
-    print("database schema is up to date", file=sys.stderr)
+    print(asyncio.run(_migrate(load_settings())), file=sys.stderr)
 
 
 def user_id(value: str) -> str:

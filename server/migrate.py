@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,13 +30,24 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Run the migrations on the app's own engine (so inside a running event loop too)."""
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Run the migrations on the app's own engine (so inside a running event loop too);
+    the schema's revision before and after."""
 
-    def run(connection: Connection) -> None:
+    def run(connection: Connection) -> tuple[str | None, str | None]:
+        before = MigrationContext.configure(connection).get_current_revision()
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        return before, MigrationContext.configure(connection).get_current_revision()
 
     async with engine.begin() as connection:
-        await connection.run_sync(run)
+        return await connection.run_sync(run)
+
+
+def describe(before: str | None, after: str | None) -> str:
+    if before == after:
+        return f"database schema already current (revision {after})"
+    if before is None:
+        return f"database schema created (revision {after})"
+    return f"database schema upgraded from revision {before} to {after}"

@@ -79,6 +79,17 @@ def test_token_carries_the_configured_issuer_and_audience_and_a_sane_lifetime(
         main(["token", "alice", "--ttl", "400d"])
 
 
+def test_migrate_says_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    main(["migrate"])
+    assert "schema created (revision" in capsys.readouterr().err
+    main(["migrate"])
+    assert "schema already current (revision" in capsys.readouterr().err
+
+
 def test_bad_ttl_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "token", "alice", "--ttl", "forever")
     assert result.returncode == 2 and "30m" in result.stderr

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, time
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
+
+# A phrase that names a day but no time ("tomorrow", "friday", "in 3 days", "dec 5") means
+# this time of day in the user's timezone, not the current time of day or midnight.
+DEFAULT_TIME = time(9, 0)
+_SAYS_A_TIME = re.compile(
+    r"\d{1,2}\s*(:\s*\d{2})?\s*(a\.?m\.?|p\.?m\.?)(?![a-z])|\d{1,2}:\d{2}|\bnoon\b|midnight|tonight"
+    r"|morning|afternoon|evening|\bnow\b|hours?\b|minutes?\b|mins?\b|\bh\b",
+    re.IGNORECASE,
+)
 
 
 @cache
@@ -46,6 +56,9 @@ def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datet
             parsed = parser.get_date_data(text).date_obj
         except (ValueError, OverflowError, TypeError):
             parsed = None
+        if parsed is not None and not _SAYS_A_TIME.search(text):
+            local = parsed.astimezone(tz) if parsed.tzinfo else parsed.replace(tzinfo=tz)
+            parsed = datetime.combine(local.date(), DEFAULT_TIME, tzinfo=tz)
         if parsed is None:
             raise ValueError(
                 f"could not read {text!r} as a date: use an ISO date such as 2026-05-01T17:00 "

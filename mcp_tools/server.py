@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -70,6 +70,16 @@ DueText = Annotated[
 TagList = Annotated[
     list[Tag] | None, Field(description="Short labels such as 'home' or 'work'", max_length=20)
 ]
+
+# The priorities spelled out in each tool's input schema rather than a shared `$ref`: the
+# Agents SDK's conversion to OpenAI strict mode gives up on an optional `$ref`, and the tool
+# silently stays non-strict.
+PriorityName = Literal["none", "low", "medium", "high"]
+assert set(get_args(PriorityName)) == {priority.value for priority in Priority}
+PriorityArgument = Annotated[
+    PriorityName, Field(description="How important: none, low, medium or high")
+]
+PriorityFilter = Annotated[PriorityName | None, Field(description="Only tasks of this priority")]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CHANGE = ToolAnnotations(
@@ -194,7 +204,7 @@ def build_mcp_server(
         title: Annotated[Title, Field(description="What to do, short")],
         ctx: Context,
         description: Annotated[Description | None, Field(description="Details, optional")] = None,
-        priority: Priority = Priority.none,
+        priority: PriorityArgument = "none",
         due: DueText = None,
         tags: TagList = None,
         timezone: Timezone = None,
@@ -215,7 +225,7 @@ def build_mcp_server(
         query: Annotated[
             SearchText | None, Field(description="Text to find in title or description")
         ] = None,
-        priority: Priority | None = None,
+        priority: PriorityFilter = None,
         tag: Annotated[Tag | None, Field(description="Only tasks with this tag")] = None,
         due_before: DueText = None,
         due_after: DueText = None,
@@ -283,7 +293,7 @@ def build_mcp_server(
         description: Annotated[
             Description | None, Field(description="New details; an empty string removes them")
         ] = None,
-        priority: Priority | None = None,
+        priority: Annotated[PriorityName | None, Field(description="New priority")] = None,
         due: Annotated[
             str | None,
             Field(

@@ -209,3 +209,25 @@ async def test_stdio_identity_ignores_a_forged_meta_user(
         assert result.structured_content["count"] == 0
         sneaky = await mcp.call_tool("list_tasks", {"user_id": "bob"})
         assert sneaky.is_error or sneaky.structured_content["count"] == 0  # type: ignore[index]
+
+
+async def test_every_tool_schema_converts_to_openai_strict_mode(app: FastAPI) -> None:
+    """The Agents SDK falls back to a non-strict schema silently (it only logs); this fails."""
+    from agents.mcp.util import MCPUtil
+
+    from agents import Agent
+    from todo_agent.mcp_bridge import InProcessTaskTools
+
+    bridge = InProcessTaskTools(
+        build_mcp_server(app.state.db, app.state.settings, fixed_user("alice"))
+    )
+    await bridge.connect()
+    try:
+        agent = Agent(name="strict", mcp_servers=[bridge])
+        tools = await bridge.list_tools()
+        assert len(tools) == 7
+        for tool in tools:
+            converted = MCPUtil.to_function_tool(tool, bridge, True, agent)
+            assert converted.strict_json_schema, f"{tool.name} is not strict-mode clean"
+    finally:
+        await bridge.cleanup()

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from slowapi.errors import RateLimitExceeded
 from starlette.routing import Route
 
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await verifier.aclose()
             await db.dispose()
 
-    app = FastAPI(
+    # The docs pages with Swagger UI and ReDoc shipped in a package, not loaded from a CDN:
+    # /docs works on a machine with no internet.
+    app = FastAPIOffline(
         title="todo-chat",
         version="0.1.0",
         description="Manage a todo list by chatting with an agent, over MCP, or over REST.",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from server.settings import Settings
 from tests.conftest import client_for
@@ -32,6 +34,19 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"security"} <= set(spec["paths"]["/api/tasks"]["get"])
     assert (await client.get("/docs")).status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_nothing_from_the_internet(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    html = (await client.get(page)).text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources, html
+    for source in sources:
+        assert source.startswith("/"), f"{page} loads {source} from elsewhere"
+        assert (await client.get(source)).status_code == 200
+    assert "/openapi.json" in html
 
 
 async def test_cors_allows_only_configured_origins(make_settings: Callable[..., Settings]) -> None:

@@ -10,6 +10,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from slowapi.errors import RateLimitExceeded
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_tools.identity import MCPTokenVerifier, user_from_access_token
@@ -53,6 +54,22 @@ def build_http_mcp(
 # JSON-RPC methods that do work against the user's tasks; the others (initialize, tools/list,
 # notifications, ping) are the protocol's own bookkeeping and are not counted.
 COUNTED_METHODS = frozenset({"tools/call"})
+
+
+def protected_resource_metadata(settings: Settings) -> JSONResponse:
+    """RFC 9728 metadata for /mcp, written here rather than by the SDK, because the SDK always
+    names an authorization server, itself when no issuer is configured. This server runs no
+    OAuth endpoints, and a client sent to look for them fails with a 404 ("Dynamic Client
+    Registration rejected"). So it names the configured issuer (Better Auth's, say) or none,
+    and a client without a token is told to send one."""
+    metadata: dict[str, object] = {
+        "resource": f"{settings.public_url.rstrip('/')}/mcp",
+        "bearer_methods_supported": ["header"],
+        "resource_name": "todo-chat",
+    }
+    if settings.jwt_issuer:
+        metadata["authorization_servers"] = [settings.jwt_issuer]
+    return JSONResponse(metadata, headers={"Cache-Control": "public, max-age=3600"})
 
 
 class RateLimitedMCP:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from slowapi.errors import RateLimitExceeded
 from starlette.routing import Route
 
-from mcp_tools.http import RateLimitedMCP, build_http_mcp
+from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_metadata
 from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server.api import chat, conversations, health, tasks
@@ -99,10 +100,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /mcp and its RFC 9728 metadata go to the MCP SDK's app (with its auth middleware);
     # every other path stays with FastAPI and its JSON errors.
     limited_mcp = RateLimitedMCP(mcp_app, verifier, limits)
+
+    async def resource_metadata(_: Request) -> JSONResponse:
+        return protected_resource_metadata(settings)
+
     for route in mcp_app.routes:
-        if isinstance(route, Route):
-            endpoint = limited_mcp if route.path == "/mcp" else mcp_app
-            app.router.routes.append(Route(route.path, endpoint=endpoint))
+        if isinstance(route, Route) and route.path == "/mcp":
+            app.router.routes.append(Route(route.path, endpoint=limited_mcp))
+        elif isinstance(route, Route) and route.path.startswith("/.well-known/"):
+            app.router.routes.append(Route(route.path, endpoint=resource_metadata))
 
     if settings.cors_origins:
         app.add_middleware(

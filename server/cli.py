@@ -72,12 +72,21 @@ def cmd_token(args: argparse.Namespace) -> None:
     print(issue_token(settings.better_auth_secret, args.user_id, ttl=args.ttl, **claims))
 
 
+def served_at(settings: Settings, host: str, port: int) -> Settings:
+    """Without PUBLIC_URL, clients reach the server where it listens: that is the URL the MCP
+    metadata advertises."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from server.app import create_app
 
-    settings = load_settings()
+    settings = served_at(load_settings(), args.host, args.port)
     asyncio.run(_migrate(settings))
     base = f"http://{args.host}:{args.port}"
     print(

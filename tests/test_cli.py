@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from server.cli import main, parse_ttl
+from server.cli import main, parse_ttl, served_at
 from server.database import create_engine
 from server.migrate import include_object
 from server.settings import Settings
@@ -77,6 +77,14 @@ def test_token_carries_the_configured_issuer_and_audience_and_a_sane_lifetime(
     assert claims["sub"] == "alice"
     with pytest.raises(SystemExit, match="a year at most"):
         main(["token", "alice", "--ttl", "400d"])
+
+
+def test_serve_advertises_where_it_listens_unless_a_public_url_is_set() -> None:
+    plain = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert served_at(plain, "127.0.0.1", 18306).public_url == "http://127.0.0.1:18306"
+    assert served_at(plain, "0.0.0.0", 8080).public_url == "http://127.0.0.1:8080"
+    public = Settings(_env_file=None, public_url="https://todo.example.com")  # type: ignore[call-arg]
+    assert served_at(public, "0.0.0.0", 8080).public_url == "https://todo.example.com"
 
 
 def test_migrate_says_what_it_did(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_tools.identity import IN_PROCESS_USER_KEY
 from server.settings import Settings
-from tests.conftest import SECRET, make_token
+from tests.conftest import SECRET, client_for, make_token
 
 
 @asynccontextmanager
@@ -77,6 +77,21 @@ async def test_bad_tokens_get_401_with_resource_metadata(live_url: str, token: s
         assert metadata_url.endswith("/.well-known/oauth-protected-resource/mcp")
         metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
         assert metadata["resource"].endswith("/mcp")
+        # No issuer configured: no authorization server to send the client to (this server
+        # runs no OAuth endpoints), so a client knows to bring its own bearer token.
+        assert "authorization_servers" not in metadata
+
+
+async def test_metadata_names_the_configured_issuer_and_the_public_url(
+    make_settings: Callable[..., Settings], clean_database: None
+) -> None:
+    settings = make_settings(
+        jwt_issuer="https://auth.example.com", public_url="https://todo.example.com"
+    )
+    async with client_for(settings) as http:
+        response = await http.get("/.well-known/oauth-protected-resource/mcp")
+    assert response.json()["resource"] == "https://todo.example.com/mcp"
+    assert response.json()["authorization_servers"] == ["https://auth.example.com"]
 
 
 async def test_sdk_client_without_token_cannot_connect(live_url: str) -> None:

@@ -6,6 +6,7 @@ user (see `mcp_tools.identity`): never from an argument, so no tool has a user p
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,6 +85,12 @@ PriorityFilter = Annotated[PriorityName | None, Field(description="Only tasks of
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CHANGE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+ADD = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+)
+DELETE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
 )
 
 
@@ -199,7 +206,7 @@ def build_mcp_server(
         except ValueError as exc:
             raise ToolError(str(exc)) from exc
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False))
+    @server.tool(annotations=ADD)
     async def add_task(
         title: Annotated[Title, Field(description="What to do, short")],
         ctx: Context,
@@ -221,7 +228,10 @@ def build_mcp_server(
     @server.tool(annotations=READ_ONLY)
     async def list_tasks(
         ctx: Context,
-        status: Literal["pending", "completed", "all"] = "pending",
+        status: Annotated[
+            Literal["pending", "completed", "all"],
+            Field(description="Which tasks: pending (not done), completed, or all"),
+        ] = "pending",
         query: Annotated[
             SearchText | None, Field(description="Text to find in title or description")
         ] = None,
@@ -278,7 +288,7 @@ def build_mcp_server(
             task = await tasks.set_completed(task_id, False)
         return TaskChange(task_id=task.id, status="reopened", title=task.title, task=task)
 
-    @server.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False))
+    @server.tool(annotations=DELETE)
     async def delete_task(task_id: TaskId, ctx: Context) -> TaskChange:
         """Delete a task for good. If the user named it by title, make sure it is the only match."""
         async with tasks_for(ctx) as tasks:
@@ -327,4 +337,7 @@ def build_mcp_server(
             task = await tasks.update(task_id, TaskUpdate(**changes))
         return TaskChange(task_id=task.id, status="updated", title=task.title, task=task)
 
+    # A docstring's indentation is noise in the text the model reads.
+    for tool in server._tool_manager.list_tools():
+        tool.description = inspect.cleandoc(tool.description or "")
     return server

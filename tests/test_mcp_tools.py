@@ -231,3 +231,14 @@ async def test_every_tool_schema_converts_to_openai_strict_mode(app: FastAPI) ->
             assert converted.strict_json_schema, f"{tool.name} is not strict-mode clean"
     finally:
         await bridge.cleanup()
+
+
+async def test_tool_schemas_say_everything_a_model_needs(mcp: Client) -> None:
+    for tool in (await mcp.list_tools()).tools:
+        for name, schema in tool.input_schema["properties"].items():
+            assert schema.get("description"), f"{tool.name}.{name} is not described"
+        assert tool.description and "\n    " not in tool.description
+        assert tool.annotations is not None and tool.annotations.open_world_hint is False
+    add = next(t for t in (await mcp.list_tools()).tools if t.name == "add_task")
+    title = add.input_schema["properties"]["title"]
+    assert title["minLength"] == 1 and title["maxLength"] == 500

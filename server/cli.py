@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import re
+import socket
 import sys
 from datetime import timedelta
+
+from pydantic import ValidationError
 
 from server.settings import Settings
 
@@ -23,7 +26,15 @@ def parse_ttl(value: str) -> timedelta:
 
 
 def load_settings() -> Settings:
-    settings = Settings().with_dev_secret()
+    """The settings, or one line per mistake in them (not a traceback)."""
+    try:
+        settings = Settings().with_dev_secret()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
     settings.check_production()
     return settings
 
@@ -32,9 +43,16 @@ async def _migrate(settings: Settings) -> str:
     from server.database import create_engine
     from server.migrate import describe, upgrade
 
-    engine = create_engine(settings.database_url)
+    try:
+        engine = create_engine(settings.database_url)
+    except Exception as exc:  # a URL that cannot be a database
+        raise SystemExit(f"DATABASE_URL is not usable: {exc}") from None
     try:
         return describe(*await upgrade(engine))
+    except Exception as exc:  # no server, no such database, wrong password, ...
+        where = settings.database_url.split("@")[-1]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"cannot use the database at {where}: {reason}") from None
     finally:
         await engine.dispose()
 
@@ -81,12 +99,26 @@ def served_at(settings: Settings, host: str, port: int) -> Settings:
     return settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Say so before anything else, rather than a banner and then uvicorn's error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"cannot listen on {host}:{port}: {exc.strerror} (choose another with --port)"
+            ) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from server.app import create_app
 
     settings = served_at(load_settings(), args.host, args.port)
+    _check_port_free(args.host, args.port)
     asyncio.run(_migrate(settings))
     base = f"http://{args.host}:{args.port}"
     print(
@@ -103,7 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         create_app(settings),
         host=args.host,
         port=args.port,
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
         proxy_headers=True,
     )
 

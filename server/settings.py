@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".todo-chat")
     database_url: str = ""
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    log_level: str = "INFO"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     # Auth
     better_auth_secret: str = ""
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = "30/minute"
 
     _split = field_validator("cors_origins", "mcp_allowed_hosts", mode="before")(_split_csv)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _default_database(self) -> Settings:

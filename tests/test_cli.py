@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from server.database import create_engine
 from server.migrate import include_object
 from server.settings import Settings
 from tests.conftest import SECRET
+from tests.live import free_port
 
 TODO_CHAT = str(Path(sys.executable).parent / "todo-chat")
 
@@ -85,6 +87,44 @@ def test_serve_advertises_where_it_listens_unless_a_public_url_is_set() -> None:
     assert served_at(plain, "0.0.0.0", 8080).public_url == "http://127.0.0.1:8080"
     public = Settings(_env_file=None, public_url="https://todo.example.com")  # type: ignore[call-arg]
     assert served_at(public, "0.0.0.0", 8080).public_url == "https://todo.example.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ENVIRONMENT": "prod"}, "ENVIRONMENT: Input should be"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL: Input should be"),
+        ({"DB_POOL_SIZE": "lots"}, "DB_POOL_SIZE"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL is not usable"),
+        (
+            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/todo_chat_no_such_db"},
+            "cannot use the database at 127.0.0.1:5432/todo_chat_no_such_db",
+        ),
+        ({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}, "cannot use"),
+    ],
+)
+def test_configuration_mistakes_are_one_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrate"])
+    message = str(exit_.value.code)
+    assert says in message and "Traceback" not in message
+    assert len(message.splitlines()) <= 2
+
+
+def test_a_busy_port_is_said_before_anything_else(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(tmp_path, "serve", "--port", str(port))
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "listening" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_migrate_says_what_it_did(

@@ -36,6 +36,19 @@ async def test_openapi_declares_the_bearer_scheme(client: httpx.AsyncClient) -> 
     assert (await client.get("/docs")).status_code == 200
 
 
+async def test_every_operation_and_parameter_is_described(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query":
+                    assert parameter.get("description"), (method, path, parameter["name"])
+            for status in ("401", "404", "422", "429", "503"):
+                if path.startswith("/api/"):
+                    body = operation["responses"][status]["content"]["application/json"]
+                    assert body["schema"]["$ref"].endswith("/ErrorBody"), (method, path, status)
+
+
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 async def test_the_docs_pages_load_nothing_from_the_internet(
     client: httpx.AsyncClient, page: str

@@ -17,8 +17,10 @@ async def conversation_service(request: Request, user: CurrentUser) -> Conversat
 
 
 Conversations = Annotated[ConversationService, Depends(conversation_service)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=500)]
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page")]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+]
 
 
 def build_router(limits: RateLimits) -> APIRouter:

@@ -78,14 +78,14 @@ class TaskQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    status: Status = "all"
+    status: Status = Field(default="all", description="all, pending (not done) or completed")
     q: SearchText | None = Field(default=None, description="Text in title or description")
-    priority: Priority | None = None
+    priority: Priority | None = Field(default=None, description="Only tasks of this priority")
     tag: Tag | None = Field(default=None, description="Only tasks with this tag")
     due_before: Due | None = Field(default=None, description="Due strictly before")
     due_after: Due | None = Field(default=None, description="Due strictly after")
     sort: str = Field(default="-created", description=f"One of {', '.join(SORTS)}")
-    limit: int = Field(default=20, ge=1, le=MAX_PAGE)
+    limit: int = Field(default=20, ge=1, le=MAX_PAGE, description="Tasks per page")
     cursor: str | None = Field(
         default=None, max_length=500, description="`next_cursor` of the previous page"
     )

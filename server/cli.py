@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import re
 import socket
@@ -131,8 +132,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         file=sys.stderr,
         flush=True,
     )
+    app = create_app(settings)
+    # The objects made at start-up (the app, the libraries) live as long as the process: keep
+    # the collector from walking them again, and collect less often. Under load this gave
+    # 10-20 % more requests per second and a shorter latency tail (bench/, wrk at 100 clients).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level,

@@ -34,6 +34,12 @@ You are a todo assistant. You manage the user's todo list with the task tools, a
 """
 
 
+def instructions_for(run: RunContextWrapper[ChatContext], agent: Agent[ChatContext]) -> str:
+    """The instructions with the user's timezone: a real model then writes times the user's
+    way, and the offline model reads the zone from the last line."""
+    return f"{INSTRUCTIONS}\nThe user's timezone is {run.context.timezone}."
+
+
 def build_model(settings: Settings) -> Model:
     """OpenAI, any OpenAI-compatible server, or the offline model, by what is configured."""
     provider = settings.agent_provider
@@ -70,5 +76,5 @@ class TodoAgent(Agent[ChatContext]):
 
 def build_agent(tools: InProcessTaskTools, model: Model) -> Agent[ChatContext]:
     return TodoAgent(
-        name="Todo assistant", instructions=INSTRUCTIONS, mcp_servers=[tools], model=model
+        name="Todo assistant", instructions=instructions_for, mcp_servers=[tools], model=model
     )

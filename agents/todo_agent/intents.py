@@ -1,14 +1,27 @@
-"""What the offline model understands: common todo requests in plain English, by rules.
+"""What the offline model understands: one message in, one `Intent` out, by rules.
 
-`understand(text)` turns one message into an `Intent`. It knows nothing of tasks or tools;
-`offline.py` decides which tools to call for an intent.
+The words live in `vocabulary.py`; this module turns them into patterns. Reading a message:
+1. normalise it: quotes, spaces, punctuation, and the filler people put around a request
+   ("ok, now ...", "... please");
+2. try the shapes below in order, each a pattern over the lower-cased text;
+3. if none fits, correct a misspelt first word against the vocabulary (rapidfuzz) and try
+   again, remembering that the verb was a guess: a guessed delete is confirmed first, and a
+   word that could be two different verbs makes the model ask;
+4. else a question about the list, else "unknown".
+
+It knows nothing of tasks or tools; `offline.py` decides which tools to call for an intent.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from rapidfuzz import fuzz, process
+
+from todo_agent import vocabulary as v
 
 Kind = Literal[
     "add",
@@ -20,10 +33,17 @@ Kind = Literal[
     "update",
     "help",
     "greeting",
+    "yes",
+    "no",
+    "pick",
+    "others",
+    "everything",
+    "unclear",
     "unknown",
 ]
+ACTIONS = ("complete", "reopen", "delete", "update")
 
-# A reference to a task: its id, the one the conversation just talked about, or words of its title.
+# A reference to a task: its id, the one the conversation just talked about, or title words.
 IdRef = int
 It = Literal["it"]
 TaskRef = IdRef | It | str
@@ -33,83 +53,88 @@ TaskRef = IdRef | It | str
 class Intent:
     kind: Kind
     ref: TaskRef | None = None
+    titles: tuple[str, ...] = ()  # add: one task, or one per item of a list
     title: str | None = None
     due: str | None = None
+    clear_due: bool = False
     priority: str | None = None
+    description: str | None = None
+    tags_added: tuple[str, ...] = ()
+    tags_removed: tuple[str, ...] = ()
+    tags: tuple[str, ...] | None = None  # replaces the task's tags
     status: Literal["pending", "completed", "all"] = "pending"
     query: str | None = None
     due_before: str | None = None
+    guessed: bool = False  # the verb was a typo correction
+    confirmed: bool = False  # the user said yes to "do you mean ...?"
+    options: tuple[str, ...] = field(default=())  # unclear: the verbs it could be; pick: [n]
 
-    def with_ref(self, ref: TaskRef) -> Intent:
-        return replace(self, ref=ref)
+    def with_ref(self, ref: TaskRef, confirmed: bool = False) -> Intent:
+        return replace(self, ref=ref, confirmed=confirmed)
+
+    @property
+    def changes_tags(self) -> bool:
+        return bool(self.tags_added or self.tags_removed) or self.tags is not None
 
 
-ACTIONS = ("complete", "reopen", "delete", "update")
-# What a rule recognises: an intent kind, or a shape that becomes an "update".
-Rule = Literal[
-    "add",
-    "search",
-    "complete",
-    "reopen",
-    "delete",
-    "update",
-    "help",
-    "greeting",
-    "move",
-    "prioritize",
-]
+def _any(phrases: Iterable[str]) -> str:
+    """A regex alternation of phrases, longest first so that "get rid of" beats "get"."""
+    words = sorted(set(phrases), key=len, reverse=True)
+    return "|".join(re.escape(word) for word in words)
 
-_WEEKDAY = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+
+# ---------------------------------------------------------------- normalising
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "`": "'"})
+_EDGE = " \t.,!?;:-"
+_LEAD = re.compile(rf"^(?:{_any(v.LEAD_INS)})(?=[\s,.!:;-])[\s,.!:;-]*", re.I)
+_TRAIL = re.compile(rf"[\s,.!;-]+(?:{_any(v.TRAILERS)})$", re.I)
+
+
+def normalize(message: str) -> str:
+    """The request without the filler around it, in the user's own case."""
+    text = re.sub(r"\s+", " ", message.translate(_QUOTES)).strip(_EDGE)
+    while True:
+        shorter = _TRAIL.sub("", _LEAD.sub("", text)).strip(_EDGE)
+        if not shorter or shorter == text:
+            return text
+        text = shorter
+
+
+# ---------------------------------------------------------------- dates and priorities
+
+_WEEKDAY = r"(?:mon|tues|tue|wednes|wed|thurs|thu|fri|satur|sat|sun)(?:day)?"
 _TIME = r"(?:at\s+)?\d{1,2}(?::\d{2})?\s*(?:am|pm)|at\s+\d{1,2}(?::\d{2})?|at\s+noon|noon|midnight"
 _PART = r"(?:\s+(?:morning|afternoon|evening|night))?"
 _DAY = (
-    rf"today{_PART}|tonight|tomorrow{_PART}|(?:next|this|on)\s+{_WEEKDAY}{_PART}|{_WEEKDAY}{_PART}"
-    r"|next\s+week|next\s+month|in\s+(?:\d+|an?)\s+(?:minutes?|hours?|days?|weeks?|months?)"
+    rf"today{_PART}|tonight|tomorrow{_PART}|tmrw|tmr|(?:next|this|on)\s+{_WEEKDAY}{_PART}"
+    rf"|{_WEEKDAY}{_PART}|next\s+week|next\s+month|the\s+weekend|this\s+weekend"
+    r"|in\s+(?:\d+|an?|one|two|three)\s+(?:minutes?|hours?|days?|weeks?|months?)"
     r"|(?:on\s+)?\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2})?"
     r"|(?:on\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
+    r"|(?:on\s+)?(?:the\s+)?\d{1,2}(?:st|nd|rd|th)(?:\s+of\s+[a-z]+)?"
 )
 _WHEN = rf"(?:{_DAY})(?:\s+(?:{_TIME}))?|(?:{_TIME})(?:\s+(?:{_DAY}))?"
 _DUE_AT_END = re.compile(rf"[\s,]+(?:(?:due|by|on|before|for)\s+)?(?P<due>{_WHEN})\s*$", re.I)
 _ONLY_WHEN = re.compile(rf"^(?:(?:due|by|on|before|for)\s+)?(?P<due>{_WHEN})$", re.I)
 _PRIORITY = re.compile(
-    r"[\s,]*\b(?:with\s+|as\s+|at\s+)?(?:a\s+)?(?P<p>high|top|low|medium|normal|urgent|no)\s+priority\b"
-    r"|[\s,]*\b(?P<u>urgent(?:ly)?|asap|important)\b",
+    r"[\s,]*\b(?:with\s+|as\s+|at\s+)?(?:a\s+)?(?P<p>high|top|low|medium|normal|urgent|no)"
+    r"\s+priority\b|[\s,]*\b(?P<u>urgent(?:ly)?|asap|important)\b",
     re.I,
 )
-_PRIORITY_WORDS = {
-    "high": "high",
-    "top": "high",
-    "urgent": "high",
-    "important": "high",
-    "asap": "high",
-    "urgently": "high",
-    "medium": "medium",
-    "normal": "medium",
-    "low": "low",
-    "no": "none",
-    "none": "none",
-}
 _PARTS_OF_DAY = {"morning": "9am", "afternoon": "3pm", "evening": "7pm", "night": "9pm"}
-
-_ID = re.compile(r"^(?:task|todo|item|number|no\.?)?\s*#?\s*(\d+)$", re.I)
-_IT = re.compile(
-    r"^(?:it|that|this|that one|this one|that task|this task|the task|the last one|the last task)$",
-    re.I,
-)
-
-
-def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().strip(".!?").strip()
-
-
-_POLITE = re.compile(r"^(?:(?:can|could|would|will) you\s+)?(?:please\s+)?", re.I)
+_SHORT_DAYS = {"tmrw": "tomorrow", "tmr": "tomorrow", "the weekend": "saturday"}
 
 
 def normalize_due(phrase: str) -> str:
-    """dateparser reads "tomorrow 9am" but not "tomorrow morning"."""
+    """A due phrase the date reader understands: it reads "tomorrow 9am", not "tomorrow
+    morning"."""
+    phrase = re.sub(r"^(?:due|by|on|before|for)\s+", "", phrase.strip(), flags=re.I)
+    for short, long in _SHORT_DAYS.items():
+        phrase = re.sub(rf"\b{short}\b", long, phrase, flags=re.I)
     for part, clock in _PARTS_OF_DAY.items():
         phrase = re.sub(rf"\b{part}\b", clock, phrase, flags=re.I)
-    return re.sub(r"^(?:due|by|on|before|for)\s+", "", phrase.strip(), flags=re.I)
+    return phrase
 
 
 def split_due(text: str) -> tuple[str, str | None]:
@@ -126,40 +151,84 @@ def split_priority(text: str) -> tuple[str, str | None]:
         return text, None
     word = (match["p"] or match["u"]).lower()
     rest = (text[: match.start()] + text[match.end() :]).strip(" ,")
-    return rest, _PRIORITY_WORDS[word]
+    return rest, v.PRIORITIES[word]
+
+
+# ---------------------------------------------------------------- task references
+
+_ID = re.compile(r"^(?:(?P<word>[a-z-]+)\.?\s*)?#?\s*(?P<n>\d+)$", re.I)
+_IT = re.compile(
+    r"^(?:it|that|this|that one|this one|that task|this task|the task|the last one|the last task"
+    r"|the one i just added|the one you just added|the new one|the previous one|the same one)$",
+    re.I,
+)
+_EVERYTHING = re.compile(rf"^(?:{_any(v.EVERYTHING)})$", re.I)
+
+
+def _id_word(word: str | None) -> bool:
+    """ "task", or a slip of it ("tsk", "taks"): a word that says a number is a task id."""
+    if word is None or word.lower() in v.ID_WORDS:
+        return True
+    return (
+        len(word) >= 3
+        and process.extractOne(word.lower(), v.ID_WORDS, scorer=fuzz.ratio, score_cutoff=75)
+        is not None
+    )
 
 
 def parse_ref(text: str) -> TaskRef:
-    text = _clean(text)
+    text = re.sub(r"^(?:the|my)\s+", "", text.strip(_EDGE), flags=re.I)
+    # "the task called clean the garage"
+    text = re.sub(r"^(?:task|todo|one|item)\s+(?:called|named|titled)\s+", "", text, flags=re.I)
     number = _ID.match(text)
-    if number:
-        return int(number[1])
-    if _IT.match(text):
+    if number and _id_word(number["word"]):
+        return int(number["n"])
+    if _IT.match(text) or _IT.match(f"the {text}"):
         return "it"
     words = re.sub(r"^(?:the|my|a)\s+", "", text, flags=re.I)
     words = re.sub(r"\s+(?:task|todo|to-do|item|one|thing)$", "", words, flags=re.I)
     return words.strip()
 
 
+# ---------------------------------------------------------------- building intents
+
+
 def _title(text: str) -> str:
     text = re.sub(
-        r"\s+(?:to|on|in)\s+(?:my|the)\s+(?:todo |to-do |task )?(?:list|tasks|todos)$",
+        r"\s+(?:to|on|in|onto)\s+(?:my|the)\s+(?:todo |to-do |task )?(?:list|tasks|todos)$",
         "",
-        text,
+        text.strip(_EDGE),
         flags=re.I,
-    )
-    text = _clean(text)
+    ).strip(_EDGE + "\"'")
     return text[:1].upper() + text[1:]
+
+
+_ITEM = r"[^,]+?"
+_LIST_OF_ITEMS = re.compile(rf"^{_ITEM}(?:,\s*{_ITEM}){{1,}}(?:,?\s+and\s+{_ITEM})?$", re.I)
+
+
+def split_items(title: str) -> list[str]:
+    """ "milk, eggs and bread" is three tasks; "call mom and dad" or "email Bob, Alice" is one:
+    a list needs at least three items with commas between them."""
+    if not _LIST_OF_ITEMS.match(title):
+        return [title]
+    items = [item.strip() for item in re.split(r",\s*(?:and\s+)?|\s+and\s+", title)]
+    items = [item for item in items if item]
+    return items if len(items) >= 3 else [title]
 
 
 def _add(raw: str) -> Intent:
     rest, priority = split_priority(raw)
     rest, due = split_due(rest)
-    return Intent("add", title=_title(rest), due=due, priority=priority)
+    titles = tuple(_title(item) for item in split_items(_title(rest)))
+    if not all(titles):
+        return Intent("unknown")
+    return Intent("add", titles=titles, due=due, priority=priority)
 
 
 def _update(ref: str, change: str) -> Intent:
-    change = _clean(change)
+    """ "change task 1 to call mom tonight": a new title, due date or priority, in any mix."""
+    change = change.strip(_EDGE)
     only_when = _ONLY_WHEN.match(change)
     if only_when:
         return Intent("update", ref=parse_ref(ref), due=normalize_due(only_when["due"]))
@@ -169,134 +238,229 @@ def _update(ref: str, change: str) -> Intent:
     return Intent("update", ref=parse_ref(ref), title=title, due=due, priority=priority)
 
 
-# (pattern, builder) pairs, tried in order; each pattern sees the message in lower case.
-_RULES: list[tuple[re.Pattern[str], Rule]] = [
-    (re.compile(r"^(?:help|what can you do|how does this work|commands|what do you do)\b"), "help"),
-    (
-        re.compile(
-            r"^(?:hi|hello|hey|thanks|thank you|good (?:morning|afternoon|evening))\b[\s!.]*$"
-        ),
-        "greeting",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?"
-            r"(?:not done|undone|not finished|incomplete|pending|open|to ?do)$"
-        ),
-        "reopen",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:reopen|undo|uncheck|unmark|restore|un-complete)\s+(?P<ref>.+)$"
-        ),
-        "reopen",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:mark|set|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?"
-            r"(?:done|complete|completed|finished)$"
-        ),
-        "complete",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:complete|finish|check off|tick off|cross off|close)\s+(?P<ref>.+)$"
-        ),
-        "complete",
-    ),
-    (
-        re.compile(
-            r"^(?:i\s+)?(?:just\s+)?(?:finished|completed|did|have done|'ve done|am done with|"
-            r"'m done with|done with)\s+(?P<ref>.+)$"
-        ),
-        "complete",
-    ),
-    (re.compile(r"^(?P<ref>.+?)\s+is\s+(?:done|finished|complete|completed)$"), "complete"),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:delete|remove|drop|cancel|get rid of|erase|trash)\s+(?P<ref>.+)$"
-        ),
-        "delete",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:move|reschedule|postpone|push|defer)\s+(?P<ref>.+?)\s+"
-            r"(?:to|until|till)\s+(?P<when>.+)$"
-        ),
-        "move",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:make|set|mark|flag)\s+(?P<ref>.+?)\s+(?:as\s+|to\s+)?(?:a\s+)?"
-            r"(?P<prio>high|top|low|medium|normal|no)\s+priority$"
-        ),
-        "prioritize",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:make|mark|flag)\s+(?P<ref>.+?)\s+(?:as\s+)?"
-            r"(?P<prio>urgent|important)$"
-        ),
-        "prioritize",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:set|change)\s+(?:the\s+)?priority\s+(?:of|for|on)\s+(?P<ref>.+?)"
-            r"\s+to\s+(?P<prio>\w+)$"
-        ),
-        "prioritize",
-    ),
-    (re.compile(r"^(?P<ref>.+?)\s+is\s+due\s+(?P<when>.+)$"), "move"),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:change|rename|update|edit)\s+(?P<ref>.+?)\s+(?:to|into)\s+"
-            r"(?P<change>.+)$"
-        ),
-        "update",
-    ),
-    (
-        re.compile(
-            r"^(?:search|find|look for|look up|search for)(?:\s+(?:my\s+)?tasks?)?"
-            r"(?:\s+(?:about|for|with|named|called|matching|containing))?\s+(?P<q>.+)$"
-        ),
-        "search",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:add|create|new|jot down)\b(?:\s+(?:a|an))?"
-            r"(?:\s+new)?(?:\s+(?:task|todo|to-do|item|reminder|entry))?"
-            r"(?:\s+(?:to|called|named|for|saying|that says))?\s*:?\s+(?P<title>.+)$"
-        ),
-        "add",
-    ),
-    (
-        re.compile(
-            r"^(?:please\s+)?(?:remind me to|remind me about|remind me|don't let me forget to|"
-            r"do not let me forget to|i need to|i have to|i must|i should|i've got to|"
-            r"i got to|i gotta|need to|have to|gotta|todo:?|to do:?|to-do:?)\s+(?P<title>.+)$"
-        ),
-        "add",
-    ),
-]
+def _tags(text: str) -> tuple[str, ...]:
+    words = re.split(r"\s*,\s*|\s+and\s+|\s+", text.strip(_EDGE))
+    return tuple(dict.fromkeys(w.lstrip("#").lower() for w in words if w.lstrip("#")))
+
+
+_FIELD_NAMES = {phrase: name for name, phrases in v.FIELDS.items() for phrase in phrases}
+
+
+def _edit(ref: str, field_word: str, value: str) -> Intent:
+    name = _FIELD_NAMES[field_word.lower()]
+    value = value.strip(_EDGE)
+    target = parse_ref(ref)
+    if name == "due":
+        if value.lower() in ("none", "nothing", "no date", "no due date", "never"):
+            return Intent("update", ref=target, clear_due=True)
+        return Intent("update", ref=target, due=normalize_due(value))
+    if name == "title":
+        return Intent("update", ref=target, title=_title(value))
+    if name == "priority":
+        priority = v.PRIORITIES.get(value.lower().removesuffix(" priority"))
+        return Intent("update", ref=target, priority=priority) if priority else Intent("unknown")
+    if name == "description":
+        return Intent("update", ref=target, description=value)
+    return Intent("update", ref=target, tags=_tags(value))
+
+
+# (pattern, shape), tried in order over the lower-cased, normalised message. Field edits and
+# tag edits come first: they start with verbs ("set", "remove") that other shapes also use.
+_REF = r"(?P<ref>.+?)"
+_FIELD = rf"(?P<field>{_any(_FIELD_NAMES)})"
+_EDIT = _any(v.EDIT_VERBS)
+_STATE_VERB = _any(v.STATE_VERBS)
+_MY_LIST = r"(?:my\s+|the\s+)?(?:todo\s+|to-do\s+|task\s+)?list"
+_LIST_END = rf"(?:\s+(?:from|off|on|in)\s+{_MY_LIST})?"
+_OFF_LIST = rf"(?:\s+{_MY_LIST})?"
+# "what have I completed" asks for a list; "the report is done" says what is done.
+_NOT_ASKING = r"(?!(?:what|what's|whats|which|how|have|has|did|do|does|is|are|any|show|list)\b)"
+_SHAPES: list[tuple[str, str]] = [
+    (r"^(?:help|what can you do|how does this work|commands|what do you do)\b", "help"),
+    (rf"^(?:{_any(v.YES)})$", "yes"),
+    (rf"^(?:{_any(v.NO)})$", "no"),
+    (rf"^(?:the\s+)?(?P<ord>{_any(v.ORDINALS)})(?:\s+(?:one|task))?$", "pick"),
+    (rf"^(?:{_EDIT})\s+(?:the\s+)?{_FIELD}\s+(?:of|for|on|in)\s+{_REF}\s+(?:to|as|into)\s+"
+     r"(?P<value>.+)$", "edit"),
+    (rf"^(?:{_EDIT})\s+{_REF}(?:'s|s')\s+{_FIELD}\s+(?:to|as|into)\s+(?P<value>.+)$", "edit"),
+    (rf"^(?:{_EDIT})\s+{_REF}\s+{_FIELD}\s+(?:to|as|into)\s+(?P<value>.+)$", "edit"),
+    (rf"^(?:remove|clear|delete|drop)\s+(?:the\s+)?(?:due date|deadline|due)\s+(?:from|of|on)\s+"
+     rf"{_REF}$", "undue"),
+    (rf"^(?:tag|label)\s+{_REF}\s+(?:with|as)\s+(?P<tags>.+)$", "tag"),
+    (rf"^(?:add|put)\s+(?:the\s+)?(?:tags?|labels?)\s+(?P<tags>.+?)\s+(?:to|on)\s+{_REF}$", "tag"),
+    (rf"^(?:remove|delete|drop|take)\s+(?:the\s+)?(?:tags?|labels?)\s+(?P<tags>.+?)\s+"
+     rf"(?:from|off)\s+{_REF}$", "untag"),
+    (rf"^(?:add|put|write|attach|set)\s+(?:a\s+|the\s+)?(?:note|description|details)\s+"
+     rf"(?:to|on|for)\s+{_REF}\s*(?::|\s+saying|\s+that says|\s+-)\s*(?P<value>.+)$", "describe"),
+    (rf"^(?:{_STATE_VERB})\s+{_REF}\s+(?:as\s+|to\s+)?(?:a\s+)?"
+     rf"(?P<prio>{_any(v.PRIORITIES)})\s+priority$", "prioritize"),
+    (rf"^(?:{_STATE_VERB})\s+{_REF}\s+(?:as\s+)?(?P<prio>urgent|important|critical)$",
+     "prioritize"),
+    (rf"^(?:prioriti[sz]e|bump up)\s+{_REF}$", "prioritize"),
+    (rf"^(?:deprioriti[sz]e)\s+{_REF}$", "deprioritize"),
+    (rf"^(?:{_STATE_VERB})\s+{_REF}\s+(?:as\s+|to\s+)?(?P<state>{_any(v.STATES)})$", "state"),
+    (rf"^(?:cross|tick|check|mark)\s+{_REF}\s+off{_OFF_LIST}$", "complete"),
+    (rf"^(?:take|knock|strike)\s+{_REF}\s+off{_OFF_LIST}$", "delete"),
+    (rf"^{_REF}\s+is\s+due\s+(?P<when>.+)$", "move"),
+    (rf"^(?:{_any(v.ACTION_VERBS['move'])})\s+{_REF}\s+(?:to|until|till|for|on)\s+"
+     r"(?P<when>.+)$", "move"),
+    (rf"^(?:{_any(v.ACTION_VERBS['rename'])})\s+{_REF}\s+(?:to|as|into)\s+(?P<title>.+)$",
+     "rename"),
+    (rf"^(?:change|update|edit|modify)\s+{_REF}\s+(?:to|into)\s+(?P<change>.+)$", "update"),
+    (rf"^(?:{_any(v.ACTION_VERBS['search'])})(?:\s+(?:my\s+)?tasks?)?"
+     r"(?:\s+(?:about|for|with|named|called|matching|containing|mentioning))?\s+(?P<q>.+)$",
+     "search"),
+    (rf"^(?:{_any(v.ACTION_VERBS['complete'])})\s+{_REF}{_LIST_END}$", "complete"),
+    (rf"^(?:{_any(v.ACTION_VERBS['reopen'])})\s+{_REF}$", "reopen"),
+    (rf"^(?:{_any(v.ACTION_VERBS['delete'])})\s+{_REF}{_LIST_END}$", "delete"),
+    (rf"^(?:{_any(v.ACTION_VERBS['add'])})\b(?:\s+(?:a|an))?(?:\s+new)?"
+     r"(?:\s+(?:task|todo|to-do|item|reminder|entry))?"
+     r"(?:\s+(?:to|called|named|for|saying|that says))?\s*:?\s+(?P<title>.+)$", "add"),
+    (rf"^{_NOT_ASKING}{_REF}\s+(?:is|was|are|has been|got)\s+(?:now\s+|all\s+)?"
+     rf"(?:{_any(v.DONE_WORDS)})$", "complete"),
+    (rf"^{_NOT_ASKING}{_REF}\s+(?:{_any(v.DONE_WORDS)})$", "complete"),
+    (rf"^{_NOT_ASKING}{_REF}\s+(?:{_any(v.GONE_WORDS)})$", "delete"),
+    (r"^i\s+(?:didn't|did not|haven't|have not|never)\s+(?:actually\s+|really\s+)?"
+     rf"(?:do\s+|done\s+|finish\s+|finished\s+)?{_REF}(?:\s+yet)?$", "reopen"),
+]  # fmt: skip
+SHAPES = [(re.compile(pattern), shape) for pattern, shape in _SHAPES]
+
+
+def _from_shape(shape: str, groups: dict[str, str]) -> Intent:
+    ref = groups.get("ref", "")
+    if shape in ("help", "yes", "no"):
+        return Intent(shape)  # type: ignore[arg-type]
+    if shape == "pick":
+        return Intent("pick", options=(str(v.ORDINALS[groups["ord"].lower()]),))
+    if shape == "edit":
+        return _edit(ref, groups["field"], groups["value"])
+    if shape == "undue":
+        return Intent("update", ref=parse_ref(ref), clear_due=True)
+    if shape == "tag":
+        return Intent("update", ref=parse_ref(ref), tags_added=_tags(groups["tags"]))
+    if shape == "untag":
+        return Intent("update", ref=parse_ref(ref), tags_removed=_tags(groups["tags"]))
+    if shape == "describe":
+        return Intent("update", ref=parse_ref(ref), description=groups["value"].strip(_EDGE))
+    if shape in ("prioritize", "deprioritize"):
+        word = groups.get("prio") or ("high" if shape == "prioritize" else "low")
+        return Intent("update", ref=parse_ref(ref), priority=v.PRIORITIES[word.lower()])
+    if shape == "state":
+        kind = v.STATES[groups["state"].lower()]
+        return Intent("complete" if kind == "complete" else "reopen", ref=parse_ref(ref))
+    if shape == "move":
+        rest, priority = split_priority(groups["when"])
+        if priority and not rest:  # "bump the report to low priority"
+            return Intent("update", ref=parse_ref(ref), priority=priority)
+        return Intent("update", ref=parse_ref(ref), due=normalize_due(groups["when"]))
+    if shape == "rename":
+        return Intent("update", ref=parse_ref(ref), title=_title(groups["title"]))
+    if shape == "update":
+        return _update(ref, groups["change"])
+    if shape == "search":
+        query = re.sub(r"^(?:the|my|a)\s+|\s+(?:tasks?|todos?|items?|one)$", "", groups["q"])
+        return Intent("search", query=query.strip(_EDGE), status="all")
+    if shape == "add":
+        return _add(groups["title"])
+    return Intent(shape, ref=parse_ref(ref))  # type: ignore[arg-type]  # complete/reopen/delete
+
+
+def _by_shape(text: str) -> Intent | None:
+    lowered = text.lower()
+    for pattern, shape in SHAPES:
+        match = pattern.match(lowered)
+        if match is None:
+            continue
+        # Titles keep the user's capitalisation: cut the same spans from the original text.
+        groups = {
+            name: text[match.start(name) : match.end(name)]
+            for name in match.groupdict()
+            if match[name] is not None
+        }
+        intent = _from_shape(shape, groups)
+        if intent.kind in ACTIONS and intent.ref is not None and _EVERYTHING.match(str(intent.ref)):
+            return Intent("everything")
+        return intent
+    return None
+
+
+# ---------------------------------------------------------------- misspelt verbs
+
+# Every single word that can start a request, with the action it belongs to.
+_VERB_WORDS: dict[str, str] = {}
+for _action, _phrases in v.ACTION_VERBS.items():
+    for _phrase in _phrases:
+        if " " not in _phrase:
+            _VERB_WORDS.setdefault(_phrase, _action)
+for _word in (*v.STATE_VERBS, *v.EDIT_VERBS, "tag", "prioritize", "show", "list"):
+    _VERB_WORDS.setdefault(_word, "change")
+_VERB_WORDS.update(show="list", list="list", remind="add", search="search")
+# Words that start a shape as they are: never "corrected" into another verb.
+_KNOWN_FIRST = {
+    phrase.split()[0]
+    for phrase in (*(p for ps in v.ACTION_VERBS.values() for p in ps), *v.YES, *v.NO)
+} | {*_VERB_WORDS, "i", "what", "what's", "whats", "how", "which", "any", "is", "label", "clear",
+     "deprioritize", "deprioritise", "prioritise", "attach", "write", "cross", "take"}  # fmt: skip
+
+
+_STATE_WORDS = {word: state for word, state in v.STATES.items() if " " not in word}
+_STATE_AT_END = re.compile(rf"^(?:{_STATE_VERB})\s.+\s(?P<word>[a-z]+)$", re.I)
+
+
+def _respell_state(text: str) -> str:
+    """ "mark task 3 as dnoe" -> "... as done": a slip in the state word at the end."""
+    match = _STATE_AT_END.match(text)
+    if match is None or match["word"].lower() in _STATE_WORDS:
+        return text
+    found = process.extract(
+        match["word"].lower(), list(_STATE_WORDS), scorer=fuzz.ratio, score_cutoff=75, limit=4
+    )
+    if not found or len({_STATE_WORDS[w] for w, score, _ in found if score >= found[0][1] - 5}) > 1:
+        return text
+    return text[: match.start("word")] + found[0][0]
+
+
+def _respell(text: str) -> tuple[str, Intent | None]:
+    """The message with a misspelt first word corrected ("ad milk" -> "add milk"), or an
+    "unclear" intent when the slip could be two different verbs."""
+    text = _respell_state(text)
+    first, _, rest = text.partition(" ")
+    word = first.lower()
+    if not rest or len(word) < 2 or word in _KNOWN_FIRST or not word.isalpha():
+        return text, None
+    found = process.extract(word, list(_VERB_WORDS), scorer=fuzz.ratio, score_cutoff=75, limit=4)
+    if not found:
+        return text, None
+    best = found[0][1]
+    actions = {_VERB_WORDS[w] for w, score, _ in found if score >= best - 5}
+    if len(actions) > 1:
+        verbs = tuple(sorted(w for w, score, _ in found if score >= best - 5))
+        return text, Intent("unclear", options=verbs)
+    return f"{found[0][0]} {rest}", None
+
+
+# ---------------------------------------------------------------- questions about the list
 
 _LIST_WORDS = re.compile(
     r"\b(?:tasks?|todos?|to-dos?|list|pending|left|remaining|open|outstanding|agenda|due|overdue|"
-    r"what do i have|what's next|whats next|what should i do|to do)\b"
+    r"what do i have|what's next|whats next|what should i do|to do|on my plate|everything)\b"
 )
-_COMPLETED_WORDS = re.compile(r"\b(?:completed|done|finished|accomplished|did i do|checked off)\b")
+_COMPLETED_WORDS = re.compile(
+    r"\b(?:completed|done|finished|accomplished|did i (?:do|finish|complete)|checked off)\b"
+)
 _ALL_WORDS = re.compile(r"\b(?:all|every|everything|whole)\b")
+_ASKING = re.compile(
+    r"\b(?:what|what's|whats|show|list|display|see|which|any|my|how many|give me|tell me|view|"
+    r"pending|overdue|due|todo|tasks?|check)\b"
+)
 
 
 def _list(lowered: str) -> Intent | None:
     if not _LIST_WORDS.search(lowered) and not _COMPLETED_WORDS.search(lowered):
         return None
-    if not re.search(
-        r"\b(?:what|what's|whats|show|list|display|see|which|any|my|how many|"
-        r"give me|tell me|view|pending|overdue|due|todo|tasks?)\b",
-        lowered,
-    ):
+    if not _ASKING.search(lowered):
         return None
-    if "overdue" in lowered:
+    if "overdue" in lowered or "late" in lowered.split():
         return Intent("list", status="pending", due_before="now")
     due = re.search(r"\bdue\s+(today|tomorrow|this week|next week)\b", lowered)
     if due:
@@ -314,42 +478,43 @@ def _list(lowered: str) -> Intent | None:
     return Intent("list", status="pending")
 
 
+# ---------------------------------------------------------------- the whole reading
+
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|yo|thanks|thank you|thx|cheers|good (?:morning|afternoon|evening)|"
+    r"morning|hiya|howdy)(?:\s+there)?(?:\s+(?:so much|a lot))?[\s!.]*$",
+    re.I,
+)
+_OTHERS = re.compile(
+    r"\b(?!(?:today|tomorrow|it|that|what|let|there|here|who|he|she|week|month|year|one|where|"
+    r"how|everyone|nobody)'s)[a-z]+'s\s+(?:tasks?|todos?|to-dos?|list|stuff|items)\b"
+    r"|\b(?:other|another|all|every|someone|somebody)\s+(?:users?|people|person)\b"
+    r"|\bsomeone else|\beveryone's|\buser\s+(?:id\s+)?\S+'?s?\s+(?:tasks?|todos?)",
+    re.I,
+)
+
+
 def understand(message: str) -> Intent:
-    text = _POLITE.sub("", _clean(message))
+    raw = re.sub(r"\s+", " ", message.translate(_QUOTES)).strip()
+    if _GREETING.match(raw):
+        return Intent("greeting")
+    text = normalize(raw)
     if not text:
         return Intent("help")
-    lowered = text.lower().replace("’", "'")
-    for pattern, kind in _RULES:
-        match = pattern.match(lowered)
-        if not match:
-            continue
-        # Titles keep the user's capitalisation: cut the same span from the original text.
-        groups = {
-            name: text[match.start(name) : match.end(name)]
-            for name in match.groupdict()
-            if match[name] is not None
-        }
-        if kind == "help" or kind == "greeting":
-            return Intent(kind)
-        if kind == "complete" or kind == "reopen" or kind == "delete":
-            return Intent(kind, ref=parse_ref(groups["ref"]))
-        if kind == "move":
-            return Intent("update", ref=parse_ref(groups["ref"]), due=normalize_due(groups["when"]))
-        if kind == "prioritize":
-            priority = _PRIORITY_WORDS.get(groups["prio"].lower())
-            if priority is None:
-                return Intent("unknown")
-            return Intent("update", ref=parse_ref(groups["ref"]), priority=priority)
-        if kind == "update":
-            return _update(groups["ref"], groups["change"])
-        if kind == "search":
-            return Intent("search", query=_clean(groups["q"]), status="all")
-        if kind == "add":
-            return _add(groups["title"])
-    listed = _list(lowered)
-    if listed is not None:
-        return listed
+    if _OTHERS.search(text):
+        return Intent("others")
+    # A misspelt verb first: "mrk task 3 as done" must not read as "<task 'mrk task 3 as'> done".
+    respelt, unclear = _respell(text)
+    if respelt != text:
+        intent = _by_shape(respelt)
+        if intent is not None:
+            return replace(intent, guessed=True)
+    intent = _by_shape(text)
+    if intent is not None:
+        return intent
+    if unclear is not None:
+        return unclear
     bare = parse_ref(text)
-    if isinstance(bare, int) and _ID.match(text):
-        return Intent("unknown", ref=bare)
-    return Intent("unknown")
+    if isinstance(bare, int):
+        return Intent("unknown", ref=bare)  # "3", answering "which one do you mean?"
+    return _list(text.lower()) or Intent("unknown")

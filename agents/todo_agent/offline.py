@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agents.items import (
     ModelResponse,
@@ -33,40 +34,25 @@ from openai.types.responses import (
 )
 
 from todo_agent.intents import ACTIONS, Intent, TaskRef, understand
+from todo_agent.matching import find
 from todo_agent.tool_output import content_text, parse_tool_output
 
 HELP = """\
 I'm the built-in offline assistant. I understand common todo requests in plain English:
-- add: "add buy milk", "remind me to call mom tomorrow at 5pm", "I need to pay the bills"
+- add: "add buy milk", "remind me to call mom tomorrow at 5pm", "add milk, eggs and bread"
 - list: "what's pending?", "show me all my tasks", "what have I completed?", "what's due today?"
 - search: "find milk"
-- complete: "mark task 3 as done", "I finished buying groceries", "mark it done"
-- reopen: "reopen task 3"
-- delete: "delete task 3", "delete the meeting task"
-- update: "change task 1 to call mom tonight", "move task 2 to friday", "make it high priority"
+- complete: "mark task 3 as done", "I finished calling the plumber", "mark it done"
+- reopen: "reopen task 3", "mark task 3 as not done"
+- delete: "delete task 3", "get rid of the dentist task"
+- update: "move task 2 to friday", "make it high priority", "rename task 1 to call mom",
+  "change the due date of task 4 to monday", "tag task 5 with work", "add a note to task 5: ..."
 For open conversation, connect a real model (OPENAI_API_KEY or OPENAI_BASE_URL)."""
 
 _TASK_ID = re.compile(r"\(task #(\d+)\)|\btask #?(\d+)\b|#(\d+)\b", re.I)
-_STOPWORDS = {
-    "the",
-    "a",
-    "an",
-    "my",
-    "to",
-    "of",
-    "for",
-    "and",
-    "with",
-    "on",
-    "at",
-    "in",
-    "task",
-    "todo",
-    "item",
-    "about",
-    "that",
-    "this",
-}
+_TIMEZONE = re.compile(r"^The user's timezone is (\S+)\.$", re.M)
+_LOOKUPS = ("list_tasks", "get_task")
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass
@@ -89,9 +75,10 @@ class Turn:
     message: str
     steps: list[ToolStep]
     history: list[tuple[str, str]]  # (role, text) before this message
+    timezone: ZoneInfo = UTC_ZONE
 
 
-def read_turn(items: list[TResponseInputItem]) -> Turn:
+def read_turn(items: list[TResponseInputItem], instructions: str | None = None) -> Turn:
     dicts = [_item(item) for item in items]
     last_user = max((i for i, item in enumerate(dicts) if item.get("role") == "user"), default=None)
     if last_user is None:
@@ -113,10 +100,20 @@ def read_turn(items: list[TResponseInputItem]) -> Turn:
                 step.error = str(result["error"])
             else:
                 step.result = result
-    return Turn(content_text(dicts[last_user].get("content")), list(calls.values()), history)
+    message = content_text(dicts[last_user].get("content"))
+    return Turn(message, list(calls.values()), history, _timezone(instructions))
 
 
-# ---------------------------------------------------------------- deciding
+def _timezone(instructions: str | None) -> ZoneInfo:
+    """The agent's instructions end with the user's timezone (see `agent.instructions_for`)."""
+    found = _TIMEZONE.search(instructions or "")
+    try:
+        return ZoneInfo(found[1]) if found else UTC_ZONE
+    except (ValueError, KeyError):
+        return UTC_ZONE
+
+
+# ---------------------------------------------------------------- replying
 
 
 @dataclass
@@ -125,13 +122,13 @@ class Call:
     arguments: dict[str, Any]
 
 
-def _when(value: str | None) -> str:
+def _when(value: str | None, tz: ZoneInfo) -> str:
     if not value:
         return ""
-    return datetime.fromisoformat(value).strftime("%a %d %b %Y, %H:%M UTC")
+    return datetime.fromisoformat(value).astimezone(tz).strftime("%a %d %b %Y, %H:%M %Z")
 
 
-def _describe(task: dict[str, Any]) -> str:
+def _describe(task: dict[str, Any], tz: ZoneInfo) -> str:
     parts = [f"#{task['id']} {task['title']}"]
     details = []
     if task.get("completed"):
@@ -139,7 +136,9 @@ def _describe(task: dict[str, Any]) -> str:
     if task.get("priority") not in (None, "none"):
         details.append(f"{task['priority']} priority")
     if task.get("due"):
-        details.append(f"due {_when(task['due'])}")
+        details.append(f"due {_when(task['due'], tz)}")
+    if task.get("tags"):
+        details.append(" ".join(f"#{tag}" for tag in task["tags"]))
     if details:
         parts.append(f"({', '.join(details)})")
     return " ".join(parts)
@@ -149,130 +148,121 @@ def _named(task: dict[str, Any]) -> str:
     return f'"{task["title"]}" (task #{task["id"]})'
 
 
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def _words(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS}
-
-
-def best_matches(reference: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tasks whose titles share the most words with the reference ("buying groceries")."""
-    wanted = _words(reference)
-    if not wanted:
-        return []
-    scored = [(len(wanted & _words(task["title"])) / len(wanted), task) for task in tasks]
-    top = max((score for score, _ in scored), default=0.0)
-    if top < 0.5:
-        return []
-    return [task for score, task in scored if score == top]
+def task_ids(text: str) -> list[int]:
+    """The task ids a reply names, in order, each once."""
+    found = (int(next(g for g in match.groups() if g)) for match in _TASK_ID.finditer(text))
+    return list(dict.fromkeys(found))
 
 
 def last_task_mentioned(history: list[tuple[str, str]]) -> int | None:
     """The task the assistant's last reply was about, if it named exactly one."""
     for role, text in reversed(history):
-        if role != "assistant":
-            continue
-        ids = {int(next(g for g in match.groups() if g)) for match in _TASK_ID.finditer(text)}
-        return ids.pop() if len(ids) == 1 else None
+        if role == "assistant":
+            ids = task_ids(text)
+            return ids[0] if len(ids) == 1 else None
     return None
 
 
-def _previous_intent(history: list[tuple[str, str]]) -> Intent | None:
-    """After "Which one do you mean?", a bare "3" answers the question before it."""
-    if (
-        len(history) < 2
-        or history[-1][0] != "assistant"
-        or not history[-1][1].rstrip().endswith("?")
-    ):
+def _question(history: list[tuple[str, str]]) -> tuple[Intent, list[int]] | None:
+    """The request the assistant's last reply asked about ("Which one do you mean?"), and the
+    tasks that reply offered."""
+    if len(history) < 2 or history[-1][0] != "assistant" or history[-2][0] != "user":
         return None
-    earlier = understand(history[-2][1]) if history[-2][0] == "user" else None
-    return earlier if earlier is not None and earlier.kind in ACTIONS else None
+    if "?" not in history[-1][1]:
+        return None
+    earlier = understand(history[-2][1])
+    return (earlier, task_ids(history[-1][1])) if earlier.kind in ACTIONS else None
 
 
-def _action_call(intent: Intent, task_id: int) -> Call:
-    if intent.kind == "update":
-        changes = {
-            key: value
-            for key, value in (
-                ("title", intent.title),
-                ("due", intent.due),
-                ("priority", intent.priority),
-            )
-            if value
-        }
-        return Call("update_task", {"task_id": task_id, **changes})
-    return Call(f"{intent.kind}_task", {"task_id": task_id})
-
-
-_DONE_VERB = {
-    "complete": "Marked {} as done.",
-    "reopen": "Reopened {}.",
-    "delete": "Deleted {}.",
-    "update": "Updated {}.",
-}
-
-
-def _changes(intent: Intent, task: dict[str, Any]) -> str:
-    changed = []
-    if intent.title:
-        changed.append(f'title "{task["title"]}"')
-    if intent.due:
-        changed.append(f"due {_when(task['due'])}" if task.get("due") else "no due date")
-    if intent.priority:
-        changed.append(f"{task['priority']} priority")
-    return ", ".join(changed)
+def _answering(intent: Intent, history: list[tuple[str, str]]) -> Intent | str:
+    """A short answer ("yes", "3", "the second one") to the question the assistant asked
+    becomes the request it was about, for the task it names."""
+    if intent.kind not in ("yes", "no", "pick") and not (
+        intent.kind == "unknown" and isinstance(intent.ref, int)
+    ):
+        return intent
+    asked = _question(history)
+    if asked is None:
+        if intent.kind == "unknown":
+            return intent
+        return "OK." if intent.kind == "no" else "There is nothing waiting for an answer."
+    earlier, offered = asked
+    if intent.kind == "no":
+        return "OK, I left everything as it was."
+    if intent.kind == "unknown" and isinstance(intent.ref, int):
+        return earlier.with_ref(intent.ref, confirmed=True)
+    if intent.kind == "pick":
+        index = int(intent.options[0])
+        if not offered or index > len(offered):
+            return 'Which one? Tell me its number, for example "task 3".'
+        return earlier.with_ref(offered[index - 1 if index > 0 else -1], confirmed=True)
+    if len(offered) != 1:
+        return 'Which one? Tell me its number, for example "task 3".'
+    return earlier.with_ref(offered[0], confirmed=True)
 
 
 def decide(turn: Turn) -> Call | str:
     """The next tool call for this turn, or the reply text once there is nothing left to call."""
-    intent = understand(turn.message)
-    if intent.kind == "unknown" and intent.ref is not None:
-        earlier = _previous_intent(turn.history)
-        if earlier is not None:
-            intent = earlier.with_ref(intent.ref)
+    intent = _answering(understand(turn.message), turn.history)
+    if isinstance(intent, str):
+        return intent
     done = turn.steps
+    tz = turn.timezone
 
     if intent.kind == "help":
         return HELP
     if intent.kind == "greeting":
         return 'Hello! Tell me what you need to do, or ask "what\'s pending?". Say "help" for more.'
-    if intent.kind == "unknown":
-        return f'Sorry, I didn\'t understand "{turn.message.strip()}".\n\n{HELP}'
-
+    if intent.kind == "others":
+        return "I can only see and change your own tasks, not anyone else's."
+    if intent.kind == "everything":
+        return (
+            "I change one task at a time, so I changed nothing. "
+            'Tell me which task, by its number ("task 3") or its title.'
+        )
+    if intent.kind == "unclear":
+        options = " or ".join(f'"{word}"' for word in intent.options)
+        return f"Did you mean {options}? I changed nothing; say it again with the word you meant."
+    if intent.kind in ("unknown", "yes", "no", "pick"):
+        return f'Sorry, I didn\'t understand "{turn.message.strip()}". I changed nothing.\n\n{HELP}'
     if intent.kind == "add":
-        if not done:
-            arguments: dict[str, Any] = {"title": intent.title}
-            if intent.due:
-                arguments["due"] = intent.due
-            if intent.priority:
-                arguments["priority"] = intent.priority
-            return Call("add_task", arguments)
-        step = done[-1]
-        if step.result is None:
-            return f"I couldn't add that task: {step.error}"
-        task = step.result["task"]
-        due = f", due {_when(task['due'])}" if task.get("due") else ""
-        return f"Added {_named(task)}{due}."
-
+        return _add(intent, done, tz)
     if intent.kind in ("list", "search"):
         if not done:
-            arguments = {"status": intent.status, "limit": 20}
+            arguments: dict[str, Any] = {"status": intent.status, "limit": 20}
             if intent.query:
                 arguments["query"] = intent.query
             if intent.due_before:
                 arguments["due_before"] = intent.due_before
             return Call("list_tasks", arguments)
-        return _list_reply(intent, done[-1])
-
+        return _list_reply(intent, done[-1], tz)
     return _act(intent, turn, done)
 
 
-def _list_reply(intent: Intent, step: ToolStep) -> str:
+def _add(intent: Intent, done: list[ToolStep], tz: ZoneInfo) -> Call | str:
+    failed = next((step for step in done if step.result is None), None)
+    if len(done) < len(intent.titles) and failed is None:
+        arguments: dict[str, Any] = {"title": intent.titles[len(done)]}
+        if intent.due:
+            arguments["due"] = intent.due
+        if intent.priority:
+            arguments["priority"] = intent.priority
+        return Call("add_task", arguments)
+    added = [step.result["task"] for step in done if step.result is not None]
+    lines = []
+    for task in added:
+        due = f", due {_when(task['due'], tz)}" if task.get("due") else ""
+        lines.append(f"{_named(task)}{due}")
+    if len(added) == 1:
+        lines = [f"Added {lines[0]}."]
+    elif added:
+        lines = [f"Added {len(added)} tasks:", *(f"- {line}" for line in lines)]
+    if failed is not None:
+        lines.append(f"I couldn't add {'the rest' if added else 'that task'}: {failed.error}")
+    return "\n".join(lines)
+
+
+def _list_reply(intent: Intent, step: ToolStep, tz: ZoneInfo) -> str:
     if step.result is None:
         return f"I couldn't list your tasks: {step.error}"
     tasks, count = step.result["tasks"], step.result["count"]
@@ -287,10 +277,77 @@ def _list_reply(intent: Intent, step: ToolStep) -> str:
     if not tasks:
         return f"You have no {kind}tasks{suffix}."
     lines = [f"You have {count} {kind}task{'' if count == 1 else 's'}{suffix}:"]
-    lines += [f"- {_describe(task)}" for task in tasks]
+    lines += [f"- {_describe(task, tz)}" for task in tasks]
     if count > len(tasks):
         lines.append(f"…and {count - len(tasks)} more.")
     return "\n".join(lines)
+
+
+def _has_change(intent: Intent) -> bool:
+    return bool(
+        intent.title
+        or intent.due
+        or intent.clear_due
+        or intent.priority
+        or intent.description
+        or intent.changes_tags
+    )
+
+
+def _action_call(intent: Intent, task_id: int, task: dict[str, Any] | None) -> Call:
+    if intent.kind != "update":
+        return Call(f"{intent.kind}_task", {"task_id": task_id})
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("title", intent.title),
+            ("due", "none" if intent.clear_due else intent.due),
+            ("priority", intent.priority),
+            ("description", intent.description),
+        )
+        if value
+    }
+    if intent.tags is not None:
+        changes["tags"] = list(intent.tags)
+    elif intent.changes_tags:
+        tags = [tag for tag in (task or {}).get("tags", []) if tag not in intent.tags_removed]
+        changes["tags"] = tags + [tag for tag in intent.tags_added if tag not in tags]
+    return Call("update_task", {"task_id": task_id, **changes})
+
+
+_DONE_VERB = {
+    "complete": "Marked {} as done.",
+    "reopen": "Reopened {}.",
+    "delete": "Deleted {}.",
+    "update": "Updated {}.",
+}
+_VERB = {"complete": "complete", "reopen": "reopen", "delete": "delete", "update": "change"}
+
+
+def _changes(intent: Intent, task: dict[str, Any], tz: ZoneInfo) -> str:
+    changed = []
+    if intent.title:
+        changed.append(f'title "{task["title"]}"')
+    if intent.due or intent.clear_due:
+        changed.append(f"due {_when(task['due'], tz)}" if task.get("due") else "no due date")
+    if intent.priority:
+        changed.append(f"{task['priority']} priority")
+    if intent.description:
+        changed.append("new description")
+    if intent.changes_tags:
+        changed.append("tags " + (", ".join(task["tags"]) or "none"))
+    return ", ".join(changed)
+
+
+def _done_reply(intent: Intent, action: ToolStep, tz: ZoneInfo) -> str:
+    if action.result is None:
+        return f"I couldn't do that: {action.error}."
+    target = action.result
+    named = _named({"id": target["task_id"], "title": target["title"]})
+    text = _DONE_VERB[intent.kind].format(named)
+    if intent.kind == "update" and target.get("task"):
+        text = text.rstrip(".") + f": {_changes(intent, target['task'], tz)}."
+    return text
 
 
 def _act(intent: Intent, turn: Turn, done: list[ToolStep]) -> Call | str:
@@ -299,44 +356,49 @@ def _act(intent: Intent, turn: Turn, done: list[ToolStep]) -> Call | str:
         ref = last_task_mentioned(turn.history)
         if ref is None:
             return 'Which task do you mean? Tell me its number, for example "task 3".'
-    if intent.kind == "update" and not (intent.title or intent.due or intent.priority):
-        return 'What should I change? For example "change task 1 to call mom tonight".'
+    if intent.kind == "update" and not _has_change(intent):
+        return 'What should I change? For example "move task 1 to friday".'
+    if not ref:
+        return 'Which task do you mean? Tell me its number, for example "task 3".'
 
-    action = next((step for step in done if step.name != "list_tasks"), None)
+    action = next((step for step in done if step.name not in _LOOKUPS), None)
     if action is not None:
-        if action.result is None:
-            return f"I couldn't do that: {action.error}."
-        target = action.result
-        done_text = _DONE_VERB[intent.kind].format(
-            _named({"id": target["task_id"], "title": target["title"]})
-        )
-        if intent.kind == "update" and target.get("task"):
-            done_text = done_text.rstrip(".") + f": {_changes(intent, target['task'])}."
-        return done_text
+        return _done_reply(intent, action, turn.timezone)
 
     if isinstance(ref, int):
-        return _action_call(intent, ref)
+        if intent.kind == "delete" and intent.guessed and not intent.confirmed:
+            return f'Do you want me to delete task #{ref}? Say "yes" to delete it.'
+        if not (intent.tags_added or intent.tags_removed):
+            return _action_call(intent, ref, None)
+        # Adding or removing a tag changes the task's list of tags: read it first.
+        got = next((step for step in done if step.name == "get_task"), None)
+        if got is None:
+            return Call("get_task", {"task_id": ref})
+        if got.result is None:
+            return f"I couldn't do that: {got.error}."
+        return _action_call(intent, ref, got.result)
 
-    # A task named by its words: look it up first, act only on a single clear match.
+    # A task named by its words: look it up first, act only on a task the user clearly named.
     lookup = next((step for step in done if step.name == "list_tasks"), None)
     if lookup is None:
-        status = (
-            "completed"
-            if intent.kind == "reopen"
-            else "pending"
-            if intent.kind == "complete"
-            else "all"
-        )
+        status = {"complete": "pending", "reopen": "completed"}.get(intent.kind, "all")
         return Call("list_tasks", {"status": status, "limit": 50})
     if lookup.result is None:
         return f"I couldn't look that up: {lookup.error}"
-    matches = best_matches(str(ref), lookup.result["tasks"])
-    if not matches:
-        return f'I couldn\'t find a task matching "{ref}". Say "show me all my tasks" to see them.'
-    if len(matches) > 1:
-        options = "\n".join(f"- {_describe(task)}" for task in matches)
+    match = find(str(ref), lookup.result["tasks"])
+    if not match.tasks:
+        return (
+            f'I couldn\'t find a task matching "{ref}", so I changed nothing. '
+            'Say "show me all my tasks" to see them.'
+        )
+    if len(match.tasks) > 1:
+        options = "\n".join(f"- {_describe(task, turn.timezone)}" for task in match.tasks[:10])
         return f'Several tasks match "{ref}":\n{options}\nWhich one do you mean?'
-    return _action_call(intent, matches[0]["id"])
+    task = match.tasks[0]
+    unsure = not match.distinctive or (intent.kind == "delete" and not match.exact)
+    if (unsure or (intent.kind == "delete" and intent.guessed)) and not intent.confirmed:
+        return f'Do you mean {_named(task)}? Say "yes" to {_VERB[intent.kind]} it.'
+    return _action_call(intent, task["id"], task)
 
 
 # ---------------------------------------------------------------- the Model interface
@@ -368,11 +430,13 @@ def _output(decision: Call | str) -> list[TResponseOutputItem]:
 class OfflineModel(Model):
     name = "offline"
 
-    def _respond(self, input: str | list[TResponseInputItem]) -> Call | str:
+    def _respond(
+        self, instructions: str | None, input: str | list[TResponseInputItem]
+    ) -> Call | str:
         items: list[TResponseInputItem] = (
             [{"role": "user", "content": input}] if isinstance(input, str) else input
         )
-        return decide(read_turn(items))
+        return decide(read_turn(items, instructions))
 
     async def get_response(
         self,
@@ -381,7 +445,11 @@ class OfflineModel(Model):
         *args: Any,
         **kwargs: Any,
     ) -> ModelResponse:
-        return ModelResponse(output=_output(self._respond(input)), usage=Usage(), response_id=None)
+        return ModelResponse(
+            output=_output(self._respond(system_instructions, input)),
+            usage=Usage(),
+            response_id=None,
+        )
 
     async def stream_response(
         self,
@@ -390,7 +458,7 @@ class OfflineModel(Model):
         *args: Any,
         **kwargs: Any,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        decision = self._respond(input)
+        decision = self._respond(system_instructions, input)
         output = _output(decision)
         sequence = 0
         if isinstance(decision, str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -60,10 +61,14 @@ async def test_adding_in_the_ways_people_say_it(chat: Chat) -> None:
     assert "4 pending tasks" in pending and "#4 Report for Bob (high priority, due Fri" in pending
 
 
-async def test_due_phrases_use_the_requests_timezone(chat: Chat) -> None:
-    await chat.say("remind me to call mom tomorrow at 5pm", timezone="Asia/Tokyo")
+async def test_due_phrases_and_replies_use_the_requests_timezone(chat: Chat) -> None:
+    answer = await chat.say("remind me to call mom tomorrow at 5pm", timezone="Asia/Tokyo")
     due = datetime.fromisoformat((await chat.tasks())[0]["due"])
-    assert due.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo")).hour == 17
+    assert due.astimezone(ZoneInfo("Asia/Tokyo")).hour == 17
+    assert answer["response"].endswith(", 17:00 JST.")
+    listed = await chat.say("what's pending?", timezone="America/New_York")
+    local = due.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M %Z")
+    assert local in listed["response"] and "UTC" not in listed["response"]
 
 
 async def test_listing_pending_all_and_completed(chat: Chat) -> None:
@@ -118,7 +123,11 @@ async def test_deleting_looks_the_task_up_and_asks_when_several_match(chat: Chat
     assert answer["response"] == 'Deleted "Meeting with the bank" (task #2).'
     assert [t["title"] for t in await chat.tasks()] == ["Team meeting notes", "Buy milk"]
 
-    assert "Deleted" in (await chat.say("delete the milk task"))["response"]
+    # Not the task's exact words: it asks before deleting.
+    asked = await chat.say("delete the milk task")
+    assert asked["response"] == 'Do you mean "Buy milk" (task #3)? Say "yes" to delete it.'
+    assert len(await chat.tasks()) == 2
+    assert (await chat.say("yes"))["response"] == 'Deleted "Buy milk" (task #3).'
     missing = await chat.say("delete the dentist task")
     assert "couldn't find" in missing["response"]
     assert [t["title"] for t in await chat.tasks()] == ["Team meeting notes"]

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_metadata
 from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
+from server import web
 from server.api import chat, conversations, health, tasks
 from server.auth import TokenVerifier
 from server.database import Database
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         per_user, tags=["per-user paths"], generate_unique_id_function=_alias_operation_id
     )
     app.include_router(health.router)
+    if settings.web_ui_enabled:
+        web.install(app)
 
     # /mcp and its RFC 9728 metadata go to the MCP SDK's app (with its auth middleware);
     # every other path stays with FastAPI and its JSON errors.

@@ -113,6 +113,17 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _page_line(settings: Settings) -> str:
+    """In development, a link that opens the chat page signed in; elsewhere just the page."""
+    if not settings.web_ui_enabled:
+        return ""
+    if settings.environment == "development" and settings.better_auth_secret:
+        from server.web import sign_in_link
+
+        return f"  chat page: {sign_in_link(settings)}\n"
+    return f"  chat page: {settings.public_url.rstrip('/')}/\n"
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -125,6 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     print(
         f"todo-chat listening on {base}  (database: {settings.database_url.split('@')[-1]}, "
         f"model: {settings.agent_provider})\n"
+        f"{_page_line(settings)}"
         f"  API docs:  {base}/docs\n"
         f"  a token:   uv run todo-chat token alice\n"
         f'  try it:    curl -H "Authorization: Bearer $(uv run todo-chat token alice)" '

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         "[::1]:*",
     ]
     default_timezone: str = "UTC"
+    # The chat page at /: on in development, off elsewhere unless set.
+    web_ui: bool | None = None
 
     # Agent
     openai_api_key: str = ""
@@ -69,6 +71,11 @@ class Settings(BaseSettings):
 
     _split = field_validator("cors_origins", "mcp_allowed_hosts", mode="before")(_split_csv)
 
+    @field_validator("web_ui", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -87,6 +94,10 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return "openai"
         return "offline"
+
+    @property
+    def web_ui_enabled(self) -> bool:
+        return self.web_ui if self.web_ui is not None else self.environment == "development"
 
     def check_production(self) -> None:
         """Refuse to run in production on a missing or placeholder secret."""

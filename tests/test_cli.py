@@ -89,6 +89,23 @@ def test_serve_advertises_where_it_listens_unless_a_public_url_is_set() -> None:
     assert served_at(public, "0.0.0.0", 8080).public_url == "https://todo.example.com"
 
 
+async def test_serve_prints_a_signed_in_link_to_the_page_in_development() -> None:
+    from server.auth import TokenVerifier
+    from server.cli import _page_line
+
+    dev = Settings(_env_file=None, better_auth_secret="s" * 40, public_url="http://h:1")  # type: ignore[call-arg]
+    line = _page_line(dev)
+    assert line.startswith("  chat page: http://h:1/#token=")
+    verifier = TokenVerifier(dev)
+    claims = await verifier.verify(line.split("#token=")[1].strip())
+    await verifier.aclose()
+    assert claims["sub"] == "local"
+    production = dev.model_copy(update={"environment": "production"})
+    assert _page_line(production) == ""
+    enabled = production.model_copy(update={"web_ui": True})
+    assert _page_line(enabled) == "  chat page: http://h:1/\n", "no token outside development"
+
+
 @pytest.mark.parametrize(
     ("env", "says"),
     [

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,10 @@ from agents.items import RunItem, ToolCallItem, ToolCallOutputItem
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai import APIError, APITimeoutError
 
-from agents import Agent, RunConfig, Runner, set_tracing_disabled
+from agents import Agent, RunConfig, Runner, RunResultStreaming, set_tracing_disabled
 from mcp_tools.dates import zone
 from server.database import Database
 from server.errors import (
-    AppError,
     InvalidInput,
     Unavailable,
     UpstreamError,
@@ -38,6 +38,12 @@ from todo_agent.tool_output import parse_tool_output
 
 MAX_TURNS = 12
 log = logging.getLogger("todo_chat.chat")
+
+
+@dataclass
+class AgentRun:
+    result: RunResultStreaming
+    answer: ChatResponse | None = None  # set once the reply is stored
 
 
 @dataclass(frozen=True)
@@ -84,17 +90,36 @@ class ChatService:
 
     async def prepare(self, user_id: str, request: ChatRequest) -> PreparedTurn:
         """Check the request, store the user's message, and build the model's input."""
-        timezone = request.timezone or self._settings.default_timezone
-        try:
-            zone(timezone)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        timezone = self._timezone(request.timezone)
         conversations = ConversationService(self._db, user_id)
         turn = await conversations.open_turn(
             request.conversation_id, request.message, self._settings.chat_history_messages
         )
+        return self._prepared(user_id, timezone, turn, request.message)
+
+    async def prepare_again(
+        self, user_id: str, conversation_id: int, message_id: int, timezone: str | None
+    ) -> PreparedTurn:
+        """A new answer to an earlier message of the conversation (ChatKit's retry)."""
+        zone_name = self._timezone(timezone)
+        conversations = ConversationService(self._db, user_id)
+        turn, message = await conversations.reopen_turn(
+            conversation_id, message_id, self._settings.chat_history_messages
+        )
+        return self._prepared(user_id, zone_name, turn, message)
+
+    def _timezone(self, requested: str | None) -> str:
+        timezone = requested or self._settings.default_timezone
+        try:
+            zone(timezone)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        return timezone
+
+    @staticmethod
+    def _prepared(user_id: str, timezone: str, turn: OpenTurn, message: str) -> PreparedTurn:
         items = [{"role": role, "content": content} for role, content in turn.history]
-        items.append({"role": "user", "content": request.message})
+        items.append({"role": "user", "content": message})
         return PreparedTurn(turn, ChatContext(user_id, timezone), items)
 
     async def _finish(
@@ -128,52 +153,64 @@ class ChatService:
             conversation_id=turn.conversation_id,
         )
 
-    async def run(self, turn: PreparedTurn) -> ChatResponse:
+    @asynccontextmanager
+    async def running(self, turn: PreparedTurn) -> AsyncIterator[AgentRun]:
+        """The agent run of a turn, for the caller to consume `run.result.stream_events()`
+        inside the block. On leaving it the reply is stored and `run.answer` set; a failure
+        is recorded on the turn (with what its tool calls did) and raised as an `AppError`:
+        502 from the provider, 504 past the time limit, 503 without the database.
+        """
         journal = ToolJournal(list(turn.turn.done_before))
+        # Set before the run starts: its tool calls run in tasks that inherit this context.
         token = current_journal.set(journal)
-        try:
-            async with asyncio.timeout(self._settings.agent_timeout):
-                result = await Runner.run(
-                    self._agent,
-                    turn.input,  # type: ignore[arg-type]
-                    context=turn.context,
-                    run_config=self._run_config,
-                    max_turns=MAX_TURNS,
-                )
-            return await self._finish(
-                turn, str(result.final_output), tool_calls_of(result.new_items)
+        run = AgentRun(
+            Runner.run_streamed(
+                self._agent,
+                turn.input,  # type: ignore[arg-type]
+                context=turn.context,
+                run_config=self._run_config,
+                max_turns=MAX_TURNS,
             )
-        except (TimeoutError, APITimeoutError) as exc:
-            await self._failed(turn, journal)
-            raise self._timeout_error(turn) from exc
-        except (APIError, AgentsException) as exc:
-            await self._failed(turn, journal)
-            raise self._provider_error(turn, exc) from exc
+        )
+        try:
+            try:
+                async with asyncio.timeout(self._settings.agent_timeout):
+                    yield run
+                    run.answer = await self._finish(
+                        turn, str(run.result.final_output), tool_calls_of(run.result.new_items)
+                    )
+            except (TimeoutError, APITimeoutError) as exc:
+                raise self._timeout_error(turn) from exc
+            except (APIError, AgentsException) as exc:
+                raise self._provider_error(turn, exc) from exc
+            except Exception as exc:
+                if database_unavailable(exc):
+                    raise Unavailable() from exc
+                raise
         except BaseException:
+            # Also when the client hangs up. Stop the run, so that no tool keeps changing tasks
+            # for an answer nobody reads: a consumer that reads the run's events through
+            # tasks of its own (ChatKit's stream helper) does not stop it by going away.
+            run.result.cancel()
             await self._failed(turn, journal)
             raise
         finally:
             current_journal.reset(token)
 
+    async def run(self, turn: PreparedTurn) -> ChatResponse:
+        async with self.running(turn) as run:
+            async for _ in run.result.stream_events():
+                pass
+        assert run.answer is not None
+        return run.answer
+
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs: conversation, delta, tool_call, tool_result, then done or error."""
         yield "conversation", {"conversation_id": turn.conversation_id}
-        journal = ToolJournal(list(turn.turn.done_before))
-        token = current_journal.set(journal)
-        result = Runner.run_streamed(
-            self._agent,
-            turn.input,  # type: ignore[arg-type]
-            context=turn.context,
-            run_config=self._run_config,
-            max_turns=MAX_TURNS,
-        )
         names: dict[str, str] = {}
-        failure: AppError | None = None
-        # A client that hangs up cancels this generator, and the SDK then cancels the run:
-        # no tool keeps changing tasks for an answer nobody reads.
         try:
-            async with asyncio.timeout(self._settings.agent_timeout):
-                async for event in result.stream_events():
+            async with self.running(turn) as run:
+                async for event in run.result.stream_events():
                     if isinstance(event, RawResponsesStreamEvent):
                         if event.data.type == "response.output_text.delta":
                             yield "delta", {"text": event.data.delta}
@@ -199,25 +236,8 @@ class ChatService:
                                     "result": parse_tool_output(event.item.output),
                                 },
                             )
-            answer = await self._finish(
-                turn, str(result.final_output), tool_calls_of(result.new_items)
-            )
-        except (TimeoutError, APITimeoutError):
-            failure = self._timeout_error(turn)
-        except (APIError, AgentsException) as exc:
-            failure = self._provider_error(turn, exc)
-        except Exception as exc:
-            if not database_unavailable(exc):
-                await self._failed(turn, journal)
-                raise
-            failure = Unavailable()
-        except BaseException:
-            await self._failed(turn, journal)
-            raise
-        finally:
-            current_journal.reset(token)
-        if failure is not None:
-            await self._failed(turn, journal)
+        except (UpstreamError, UpstreamTimeout, Unavailable) as failure:
             yield "error", {**failure.body(), "status": failure.status_code}
             return
-        yield "done", answer.model_dump(mode="json")
+        assert run.answer is not None
+        yield "done", run.answer.model_dump(mode="json")

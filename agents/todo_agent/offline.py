@@ -27,10 +27,15 @@ from agents.usage import Usage
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
     ResponseFunctionToolCall,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
     ResponseOutputText,
     ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
 )
 
 from todo_agent.intents import ACTIONS, Intent, TaskRef, understand
@@ -427,6 +432,35 @@ def _output(decision: Call | str) -> list[TResponseOutputItem]:
     ]
 
 
+def _message_events(item: TResponseOutputItem, text: str) -> list[TResponseStreamEvent]:
+    """A message as the Responses API streams it: the item and its text part opened, the text
+    word by word (so clients render as it comes), then both closed. ChatKit builds its
+    assistant message from these events."""
+    assert isinstance(item, ResponseOutputMessage)
+    at = {"item_id": item.id, "output_index": 0, "content_index": 0, "sequence_number": 0}
+    empty = item.model_copy(update={"content": [], "status": "in_progress"})
+    part = ResponseOutputText(type="output_text", text=text, annotations=[])
+    return [
+        ResponseOutputItemAddedEvent(
+            type="response.output_item.added", item=empty, output_index=0, sequence_number=0
+        ),
+        ResponseContentPartAddedEvent(
+            type="response.content_part.added", part=part.model_copy(update={"text": ""}), **at
+        ),
+        *(
+            ResponseTextDeltaEvent(
+                type="response.output_text.delta", delta=piece, logprobs=[], **at
+            )
+            for piece in re.findall(r"\S+\s*|\s+", text)
+        ),
+        ResponseTextDoneEvent(type="response.output_text.done", text=text, logprobs=[], **at),
+        ResponseContentPartDoneEvent(type="response.content_part.done", part=part, **at),
+        ResponseOutputItemDoneEvent(
+            type="response.output_item.done", item=item, output_index=0, sequence_number=0
+        ),
+    ]
+
+
 class OfflineModel(Model):
     name = "offline"
 
@@ -460,21 +494,10 @@ class OfflineModel(Model):
     ) -> AsyncIterator[TResponseStreamEvent]:
         decision = self._respond(system_instructions, input)
         output = _output(decision)
-        sequence = 0
-        if isinstance(decision, str):
-            item_id = output[0].id
-            # Word by word, as a real model streams, so clients can render as it comes.
-            for piece in re.findall(r"\S+\s*|\s+", decision):
-                yield ResponseTextDeltaEvent(
-                    type="response.output_text.delta",
-                    item_id=item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=piece,
-                    logprobs=[],
-                    sequence_number=sequence,
-                )
-                sequence += 1
+        events = _message_events(output[0], decision) if isinstance(decision, str) else []
+        for sequence, event in enumerate(events):
+            yield event.model_copy(update={"sequence_number": sequence})
+        sequence = len(events)
         response = Response(
             id=f"resp_{uuid.uuid4().hex[:12]}",
             created_at=0,

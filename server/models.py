@@ -159,6 +159,8 @@ class Message(SQLModel, table=True):
     failed: bool = SQLField(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # On an answer: the user message it answers (ChatKit names a turn's items after it).
+    reply_to: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
     created_at: datetime = SQLField(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

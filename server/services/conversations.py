@@ -118,6 +118,7 @@ class ConversationService:
                         "role": "user",
                         "content": message,
                         "tool_calls": [],
+                        "reply_to": None,
                         "now": now,
                     },
                 )
@@ -142,6 +143,7 @@ class ConversationService:
                     "role": "assistant",
                     "content": reply,
                     "tool_calls": list(tool_calls),
+                    "reply_to": turn.message_id,
                 },
             )
         return True
@@ -151,12 +153,15 @@ class ConversationService:
         params = {"message_id": turn.message_id, "owner": self.owner_id, "tool_calls": list(done)}
         await self.db.rows(_FAIL, params)
 
-    async def page(self, limit: int, cursor: str | None) -> ConversationsPublic:
-        """Newest activity first."""
+    async def page(
+        self, limit: int, cursor: str | None, oldest_first: bool = False
+    ) -> ConversationsPublic:
+        """Newest activity first (or last)."""
         params: dict[str, Any] = {"owner": self.owner_id, "limit": limit + 1}
         if cursor:
             params["last_updated"], params["last_id"] = cursors.decode(cursor, "conversations")
-        rows = await self.db.rows(_PAGE_AFTER if cursor else _PAGE, params)
+        statements = _PAGES[oldest_first]
+        rows = await self.db.rows(statements[1] if cursor else statements[0], params)
         data = [ConversationPublic.model_validate(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -176,6 +181,64 @@ class ConversationService:
         data = [MessagePublic.model_validate(row) for row in rows[:limit]]
         next_cursor = cursors.encode("messages", None, data[-1].id) if len(rows) > limit else None
         return MessagesPublic(data=data, next_cursor=next_cursor)
+
+    async def reopen_turn(
+        self, conversation_id: int, message_id: int, window: int
+    ) -> tuple[OpenTurn, str]:
+        """Answer an earlier user message again (ChatKit's retry): the history before it, and
+        the tool calls its failed attempt or its earlier answer made, so that a change already
+        made is replayed from the record, not made twice."""
+        if not id_in_range(message_id):
+            raise NotFound(f"Message {message_id} not found")
+        params = self._params(conversation_id, message_id=message_id, now=utcnow())
+        async with self.db.transaction() as tx:
+            if await tx.one(_BUMP, params) is None:
+                raise _not_found(conversation_id)
+            asked = await tx.one(_ROW, params)
+            if asked is None or asked["role"] != "user":
+                raise NotFound(f"Message {message_id} not found")
+            answer = await tx.one(_ANSWER, {**params, "reply_to": message_id})
+            done = asked["tool_calls"] if asked["failed"] else (answer or {}).get("tool_calls")
+            if asked["failed"]:
+                await tx.one(_CLAIM, params)
+            recent = await tx.rows(_BEFORE, {**params, "limit": window})
+        history = [(row["role"], row["content"]) for row in reversed(recent)]
+        turn = OpenTurn(conversation_id, message_id, history, list(done or []))
+        return turn, str(asked["content"])
+
+    async def rename(self, conversation_id: int, title: str) -> None:
+        if not await self.db.rows(_RENAME, self._params(conversation_id, title=title)):
+            raise _not_found(conversation_id)
+
+    async def rows(
+        self, conversation_id: int, after_id: int | None, limit: int, newest_first: bool
+    ) -> list[dict[str, Any]]:
+        """Messages with every column, in either order, after a message id (exclusive)."""
+        params = self._params(conversation_id, limit=limit)
+        if after_id is None:
+            statement = _ROWS_DESC if newest_first else _ROWS_ASC
+        else:
+            params["last_id"] = after_id
+            statement = _ROWS_DESC_AFTER if newest_first else _ROWS_ASC_AFTER
+        return await self.db.rows(statement, params)
+
+    async def row(self, conversation_id: int, message_id: int) -> dict[str, Any] | None:
+        if not id_in_range(message_id):
+            return None
+        found = await self.db.rows(_ROW, self._params(conversation_id, message_id=message_id))
+        return found[0] if found else None
+
+    async def answer(self, conversation_id: int, reply_to: int) -> dict[str, Any] | None:
+        """The answer to a user message, if it has one."""
+        if not id_in_range(reply_to):
+            return None
+        found = await self.db.rows(_ANSWER, self._params(conversation_id, reply_to=reply_to))
+        return found[0] if found else None
+
+    async def delete_message(self, conversation_id: int, message_id: int) -> None:
+        if id_in_range(message_id):
+            params = self._params(conversation_id, message_id=message_id)
+            await self.db.rows(_DELETE_MESSAGE, params)
 
     async def delete(self, conversation_id: int) -> None:
         """Delete a conversation; its messages go with it (ON DELETE CASCADE)."""
@@ -224,6 +287,7 @@ _APPEND = (
         content=bindparam("content", type_=Text()),
         tool_calls=bindparam("tool_calls", type_=PortableJSON),
         failed=False,
+        reply_to=bindparam("reply_to", type_=Integer()),
         created_at=_NOW,
     )
     .returning(_messages.c.id)
@@ -255,6 +319,19 @@ _PAGE_AFTER = _PAGE.where(
         and_(_conversations.c.updated_at == _LAST_UPDATED, _conversations.c.id < _LAST_ID),
     )
 )
+_PAGE_OLDEST = (
+    select(*_CONVERSATION_COLUMNS)
+    .where(_conversations.c.owner_id == _OWNER)
+    .order_by(_conversations.c.updated_at, _conversations.c.id)
+    .limit(_LIMIT)
+)
+_PAGE_OLDEST_AFTER = _PAGE_OLDEST.where(
+    or_(
+        _conversations.c.updated_at > _LAST_UPDATED,
+        and_(_conversations.c.updated_at == _LAST_UPDATED, _conversations.c.id > _LAST_ID),
+    )
+)
+_PAGES = {False: (_PAGE, _PAGE_AFTER), True: (_PAGE_OLDEST, _PAGE_OLDEST_AFTER)}
 _MESSAGES = (
     select(*_MESSAGE_COLUMNS)
     .where(
@@ -264,4 +341,43 @@ _MESSAGES = (
     )
     .order_by(_messages.c.id)
     .limit(_LIMIT)
+)
+
+# For ChatKit, which reads a conversation's messages both ways and one by one.
+_IN_OWNED = and_(
+    _messages.c.conversation_id == _CONVERSATION_ID,
+    select(_conversations.c.id).where(_OWNED).exists(),
+)
+_ALL_COLUMNS = [_messages.c[name] for name in (*MessagePublic.model_fields, "reply_to")]
+_ROWS_ASC = select(*_ALL_COLUMNS).where(_IN_OWNED).order_by(_messages.c.id).limit(_LIMIT)
+_ROWS_DESC = select(*_ALL_COLUMNS).where(_IN_OWNED).order_by(_messages.c.id.desc()).limit(_LIMIT)
+_ROWS_ASC_AFTER = _ROWS_ASC.where(_messages.c.id > _LAST_ID)
+_ROWS_DESC_AFTER = _ROWS_DESC.where(_messages.c.id < _LAST_ID)
+_ROW = select(*_ALL_COLUMNS).where(_IN_OWNED, _messages.c.id == _MESSAGE_ID)
+_ANSWER = (
+    select(*_ALL_COLUMNS)
+    .where(
+        _IN_OWNED,
+        _messages.c.role == "assistant",
+        _messages.c.reply_to == bindparam("reply_to", type_=Integer()),
+    )
+    .order_by(_messages.c.id.desc())
+    .limit(1)
+)
+_BEFORE = (
+    select(_messages.c.role, _messages.c.content)
+    .where(_IN_OWNED, _messages.c.id < _MESSAGE_ID)
+    .order_by(_messages.c.id.desc())
+    .limit(_LIMIT)
+)
+_DELETE_MESSAGE = delete(_messages).where(
+    _messages.c.id == _MESSAGE_ID,
+    _messages.c.conversation_id == _CONVERSATION_ID,
+    _messages.c.owner_id == _OWNER,
+)
+_RENAME = (
+    update(_conversations)
+    .where(_OWNED)
+    .values(title=bindparam("title", type_=String()))
+    .returning(_conversations.c.id)
 )

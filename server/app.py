@@ -17,7 +17,7 @@ from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_me
 from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server import web
-from server.api import chat, conversations, health, tasks
+from server.api import chat, chatkit, conversations, health, tasks
 from server.auth import TokenVerifier
 from server.database import Database
 from server.deps import path_user
@@ -27,6 +27,8 @@ from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
 from todo_agent.agent import build_agent, build_model
 from todo_agent.chat import ChatService
+from todo_agent.chatkit_server import TodoChatKitServer
+from todo_agent.chatkit_store import ConversationStore
 from todo_agent.mcp_bridge import InProcessTaskTools
 
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # user comes from the run, not from any transport.
     task_tools = InProcessTaskTools(build_mcp_server(db, settings, user_from_server_meta))
     chat_service = ChatService(db, settings, build_agent(task_tools, build_model(settings)))
+    chatkit_server = TodoChatKitServer(ConversationStore(db), chat_service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.verifier = verifier
     app.state.chat = chat_service
+    app.state.chatkit = chatkit_server
     install_error_handlers(app)
 
     app.state.rate_limits = limits
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         per_user, tags=["per-user paths"], generate_unique_id_function=_alias_operation_id
     )
+    app.include_router(chatkit.build_router(), responses=API_ERRORS)
     app.include_router(health.router)
     if settings.web_ui_enabled:
         web.install(app)

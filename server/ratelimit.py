@@ -70,6 +70,9 @@ class RateLimits:
             settings.rate_limit_chat, scope="chat"
         )
         self._mcp = self._guard(settings.rate_limit_mcp, "mcp", user_or_address)
+        # The same budgets, for a route that decides per request which one it spends.
+        self._chat = self._guard(settings.rate_limit_chat, "chat", user_or_address)
+        self._rest = self._guard(settings.rate_limit_rest, "rest", user_or_address)
         self._anonymous = self._guard(settings.rate_limit_anonymous, "anonymous", address)
 
     def _guard(self, limit: str, scope: str, key: Callable[[Request], str]) -> Callable[..., Any]:
@@ -90,8 +93,19 @@ class RateLimits:
 
     async def check_mcp(self, request: Request) -> dict[str, str]:
         """Count an MCP request; the X-RateLimit-* headers to send with its answer."""
+        return await self._check(self._mcp, request)
+
+    async def check_chat(self, request: Request) -> dict[str, str]:
+        """Count a request against the chat budget, shared with /api/chat."""
+        return await self._check(self._chat, request)
+
+    async def check_rest(self, request: Request) -> dict[str, str]:
+        return await self._check(self._rest, request)
+
+    @staticmethod
+    async def _check(guard: Callable[..., Any], request: Request) -> dict[str, str]:
         response = Response()
-        await self._mcp(request=request, response=response)
+        await guard(request=request, response=response)
         return {
             name: value
             for name, value in response.headers.items()

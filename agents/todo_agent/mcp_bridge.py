@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from agents.mcp import MCPServer as AgentMCPServer
 from agents.mcp.util import MCPToolMetaContext
@@ -60,9 +60,21 @@ class ToolJournal:
         return [*self.done, *self.earlier]
 
 
-# The running turn's journal. A context variable, because the SDK calls `call_tool` without
-# the run context; the run's tasks inherit it from the task that started the run.
+class ToolProgress(Protocol):
+    """Told when each tool call of a run starts and ends (ChatKit shows them as they run)."""
+
+    async def started(self, name: str, arguments: dict[str, Any]) -> int: ...
+
+    async def finished(
+        self, token: int, name: str, arguments: dict[str, Any], result: dict[str, Any]
+    ) -> None: ...
+
+
+# The running turn's journal and progress listener. Context variables, because the SDK calls
+# `call_tool` without the run context; the run's tasks inherit them from the task that
+# started the run.
 current_journal: ContextVar[ToolJournal | None] = ContextVar("current_journal", default=None)
+current_progress: ContextVar[ToolProgress | None] = ContextVar("current_progress", default=None)
 
 
 def bind_user(context: MCPToolMetaContext) -> dict[str, Any]:
@@ -120,6 +132,19 @@ class InProcessTaskTools(AgentMCPServer):
         if self._client is None:
             raise RuntimeError("the task tools are not connected")
         arguments = arguments or {}
+        progress = current_progress.get()
+        token = await progress.started(tool_name, arguments) if progress else 0
+        result = await self._call(tool_name, arguments, meta)
+        if progress:
+            text = " ".join(part.text for part in result.content if isinstance(part, TextContent))
+            outcome = {"error": text} if result.is_error else (result.structured_content or {})
+            await progress.finished(token, tool_name, arguments, outcome)
+        return result
+
+    async def _call(
+        self, tool_name: str, arguments: dict[str, Any], meta: dict[str, Any] | None
+    ) -> CallToolResult:
+        assert self._client is not None
         journal = current_journal.get() if tool_name in self._changing else None
         if journal is not None:
             earlier = journal.replay(tool_name, arguments)

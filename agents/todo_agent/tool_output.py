@@ -25,3 +25,32 @@ def parse_tool_output(output: Any) -> dict[str, Any]:
     except ValueError:
         return {"error": text.removeprefix("Error executing tool ").split(": ", 1)[-1]}
     return value if isinstance(value, dict) else {"result": value}
+
+
+def describe_call(name: str, arguments: dict[str, Any], result: dict[str, Any] | None) -> str:
+    """One line for a tool call: 'Added "Buy milk" (#12)', or what it is doing while it runs."""
+    if result is None:
+        return {
+            "add_task": f'Adding "{arguments.get("title", "")}"…',
+            "list_tasks": "Looking up tasks…",
+        }.get(name, f"{name.replace('_', ' ').capitalize()} #{arguments.get('task_id', '')}…")
+    if "error" in result:
+        return f"{name.replace('_', ' ').capitalize()} failed: {result['error']}"
+    task = result.get("task") or {}
+    title = result.get("title") or task.get("title")
+    task_id = result.get("task_id") or task.get("id") or arguments.get("task_id")
+    named = f'"{title}" (#{task_id})' if title else f"#{task_id}"
+    done = {
+        "add_task": "Added",
+        "complete_task": "Completed",
+        "reopen_task": "Reopened",
+        "delete_task": "Deleted",
+        "update_task": "Updated",
+        "get_task": "Looked at",
+    }
+    if name in done:
+        return f"{done[name]} {named}"
+    if name == "list_tasks":
+        found = len(result.get("tasks", []))
+        return f"Looked up tasks ({found} found)"
+    return name

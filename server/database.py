@@ -98,6 +98,7 @@ def create_engine(raw_url: str, *, pool_size: int = 10) -> AsyncEngine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(parsed.url, connect_args={"timeout": 30})
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -107,6 +108,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # Transactions are begun below, not by the driver.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """A transaction takes SQLite's write lock at its start (waiting for it up to the busy
+    timeout). A deferred one that reads and then writes fails at once if another write
+    landed in between; one that waits can read, decide, and write safely."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _CONNECTION_LOST = (

@@ -41,7 +41,7 @@ async def path_user(user_id: str, current: CurrentUser) -> str:
 
 
 async def task_service(request: Request, user: CurrentUser) -> TaskService:
-    return TaskService(request.app.state.db, user)
+    return TaskService(request.app.state.db, user, request.app.state.settings.default_timezone)
 
 
 TaskServiceDep = Annotated[TaskService, Depends(task_service)]

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
 from pydantic import field_validator as validator
 from sqlalchemy import (
     JSON,
@@ -27,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from server.recurrence import describe
 
 ID_MAX = 2**31 - 1  # the id columns are 32-bit INTEGERs on PostgreSQL
 TITLE_MAX = 500
@@ -94,6 +104,10 @@ class Task(SQLModel, table=True):
         Index("ix_tasks_owner_completed_created", "owner_id", "completed", "created_at", "id"),
         Index("ix_tasks_owner_due", "owner_id", "due", "id"),
         Index("ix_tasks_owner_priority", "owner_id", "priority", "id"),
+        # One next occurrence per series and date, however many completes race.
+        Index("ux_tasks_series_due", "series_id", "due", unique=True),
+        # The reminders still to send, soonest first.
+        Index("ix_tasks_reminders", "reminded_at", "remind_at"),
         # Never hand out a deleted task's id again (SQLite reuses the highest rowid otherwise).
         {"sqlite_autoincrement": True},
     )
@@ -110,11 +124,65 @@ class Task(SQLModel, table=True):
     priority: int = SQLField(default=0, sa_column=Column(SmallInteger, nullable=False))
     due: datetime | None = SQLField(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     tags: list[str] = SQLField(default_factory=list, sa_column=Column(PortableJSON, nullable=False))
+    # A repeating task: each occurrence is a task of its series (series_id: the first one's id),
+    # and completing one makes the next. The rule (RFC 5545 RRULE) is read in `timezone`, from
+    # `series_start` (the first occurrence's due).
+    recurrence: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
+    timezone: str | None = SQLField(default=None, sa_column=Column(String(64), nullable=True))
+    series_id: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    series_start: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    # A reminder: at `remind_at`, or `remind_before` minutes before each occurrence's due.
+    # Sent once: `reminded_at` is set with its event; `reminder_lease` is a sender's claim.
+    remind_at: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    remind_before: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    reminded_at: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    reminder_lease: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
     created_at: datetime = SQLField(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
     updated_at: datetime = SQLField(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class Event(SQLModel, table=True):
+    """The outbox: every task change and due reminder, written in the change's transaction."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_owner_id", "owner_id", "id"),
+        Index("ix_events_webhook", "delivered_at", "next_attempt_at", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
+    type: str = SQLField(sa_column=Column(String(40), nullable=False))
+    task_id: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    data: dict[str, Any] = SQLField(
+        default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
+    )
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    # Webhook delivery: done, tries so far, when to try next, and a sender's claim.
+    delivered_at: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    attempts: int = SQLField(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    next_attempt_at: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    lease_until: datetime | None = SQLField(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
 
 
@@ -251,6 +319,32 @@ MessageText = Annotated[
 ]
 
 
+RecurrenceText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_plain_text),
+    Field(
+        description="How the task repeats: an RRULE (FREQ=WEEKLY;BYDAY=MO) or a phrase such as "
+        "'daily', 'every monday', 'every weekday', 'every 2 weeks', 'monthly on the 15th'. "
+        "Needs a due date: the first occurrence."
+    ),
+]
+ZoneName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    Field(description="IANA timezone the repetition and reminders follow (default: the server's)"),
+]
+ReminderOffset = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=525_600,
+        description="Remind this many minutes before the due time (of each occurrence)",
+    ),
+]
+ReminderTime = Annotated[Due, Field(description="Remind at this time (in the future)")]
+
+
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -259,6 +353,10 @@ class TaskCreate(BaseModel):
     priority: Priority = Priority.none
     due: Due | None = None
     tags: Tags = []
+    recurrence: RecurrenceText | None = None
+    timezone: ZoneName | None = None
+    remind_at: ReminderTime | None = None
+    remind_before: ReminderOffset | None = None
 
 
 class TaskReplace(TaskCreate):
@@ -278,8 +376,12 @@ class TaskUpdate(BaseModel):
     due: Due | None = None
     tags: Tags | None = None
     completed: bool | None = None
+    recurrence: RecurrenceText | None = Field(default=None, description="null: stop repeating")
+    timezone: ZoneName | None = None
+    remind_at: ReminderTime | None = Field(default=None, description="null: no reminder")
+    remind_before: ReminderOffset | None = Field(default=None, description="null: no reminder")
 
-    @validator("title", "priority", "tags", "completed", mode="after")
+    @validator("title", "priority", "tags", "completed", "timezone", mode="after")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Explicit null for a required column is an error, not "leave unchanged".
@@ -299,6 +401,12 @@ class TaskPublic(BaseModel):
     priority: Priority
     due: datetime | None
     tags: list[str]
+    recurrence: str | None = Field(description="RRULE of a repeating task")
+    timezone: str | None = Field(description="Timezone its repetition and reminders follow")
+    series_id: int | None = Field(description="A repeating task's series: its first task's id")
+    remind_at: datetime | None = Field(description="When the reminder is due")
+    remind_before: int | None = Field(description="Minutes before each due time to remind")
+    reminded_at: datetime | None = Field(description="When the reminder was sent")
     created_at: datetime
     updated_at: datetime
 
@@ -306,6 +414,16 @@ class TaskPublic(BaseModel):
     @classmethod
     def _from_rank(cls, value: Any) -> Any:
         return Priority.from_rank(value) if isinstance(value, int) else value
+
+    @computed_field(description="How it repeats, in words")  # type: ignore[prop-decorator]
+    @property
+    def repeats(self) -> str | None:
+        return describe(self.recurrence) if self.recurrence else None
+
+
+class Occurrences(BaseModel):
+    repeats: str | None = Field(description="How it repeats, in words; null for a one-off task")
+    due: list[datetime] = Field(description="The next due times, soonest first")
 
 
 class TasksPublic(BaseModel):

@@ -30,7 +30,7 @@ from tests.live import running, served
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-TABLES = ("messages", "conversations", "tasks")
+TABLES = ("events", "messages", "conversations", "tasks")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -112,6 +112,8 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "data_dir": tmp_path,
             "rate_limit_enabled": False,
             "db_pool_size": 5,
+            # The reminder and webhook sender runs where a test asks for it.
+            "background_jobs": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

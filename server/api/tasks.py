@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from server.deps import TaskServiceDep
 from server.models import (
+    Occurrences,
     TaskCreate,
     TaskPublic,
     TaskReplace,
@@ -72,10 +73,33 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
     @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
     @limited
     async def delete_task(
-        request: Request, response: Response, task_id: int, tasks: TaskServiceDep
+        request: Request,
+        response: Response,
+        task_id: int,
+        tasks: TaskServiceDep,
+        series: Annotated[
+            bool,
+            Query(
+                description="Delete every occurrence of a repeating task. Without it, deleting "
+                "the open occurrence skips it: the next one is made."
+            ),
+        ] = False,
     ) -> Response:
-        await tasks.delete(task_id)
+        await tasks.delete(task_id, whole_series=series)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.get("/{task_id}/occurrences")
+    @limited
+    async def upcoming_occurrences(
+        request: Request,
+        response: Response,
+        task_id: int,
+        tasks: TaskServiceDep,
+        limit: Annotated[int, Query(ge=1, le=50, description="How many")] = 5,
+    ) -> Occurrences:
+        """The next due times of a repeating task after this occurrence (none for a one-off
+        task). A series is listed as its open occurrence; this shows the ones after it."""
+        return await tasks.upcoming(task_id, limit)
 
     @router.post("/{task_id}/complete")
     @limited

@@ -1,14 +1,17 @@
 """The task service: every rule about tasks, shared by REST, MCP and chat.
 
-Every statement filters by owner, so another user's task is simply not found. Each operation
-is one statement (INSERT/UPDATE/DELETE ... RETURNING, or one SELECT), atomic on its own: a
-task that vanishes between two requests is "not found", never half-updated, and a concurrent
+Every statement filters by owner, so another user's task is simply not found. A read is one
+statement. A change is one transaction: the task is locked, the change written, and its events
+written to the outbox (`events.py`), so a change and its event commit together or not at all.
+A task that vanishes between two requests is "not found", never half-updated, and a concurrent
 complete and delete cannot trip over each other.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
@@ -18,31 +21,28 @@ from sqlalchemy import (
     Select,
     SmallInteger,
     String,
-    Text,
     and_,
     any_,
     bindparam,
-    case,
     delete,
     exists,
     func,
     insert,
     literal,
-    not_,
     or_,
     select,
     tuple_,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from server.database import Database
+from server.database import Database, Transaction
 from server.errors import InvalidInput, NotFound
 from server.models import (
     Due,
-    PortableJSON,
+    Occurrences,
     Priority,
     SearchText,
     Tag,
@@ -56,7 +56,9 @@ from server.models import (
     id_in_range,
     utcnow,
 )
+from server.recurrence import describe, from_phrase, next_after, upcoming
 from server.services import cursors
+from server.services.events import emit
 
 Status = Literal["all", "pending", "completed"]
 MAX_PAGE = 100
@@ -95,31 +97,39 @@ class TaskQuery(BaseModel):
     count: bool = Field(
         default=False, description="Also say how many tasks match (up to 10,000), on the first page"
     )
+    repeating: bool | None = Field(
+        default=None, description="true: only repeating tasks; false: only one-off tasks"
+    )
 
 
 class TaskService:
-    def __init__(self, db: Database, owner_id: str) -> None:
+    def __init__(self, db: Database, owner_id: str, timezone: str = "UTC") -> None:
         self.db = db
         self.owner_id = owner_id
+        self.timezone = timezone  # for repeating tasks that name no zone of their own
 
     async def create(self, data: TaskCreate) -> TaskPublic:
-        now = utcnow()
-        [row] = await self.db.rows(
-            _CREATE,
-            {
-                "owner": self.owner_id,
-                "v_title": data.title,
-                "v_description": data.description,
-                "v_priority": data.priority.rank,
-                "v_due": data.due,
-                "v_tags": data.tags,
-                "now": now,
-            },
-        )
-        return TaskPublic.model_validate(row)
+        # Left out and null are the same for a new task.
+        changes = data.model_dump(exclude_none=True, exclude={"priority"})
+        values = self._plan(_NEW, changes | {"priority": data.priority}, None, utcnow())
+        async with self.db.transaction() as tx:
+            row = await tx.one(_CREATE, {**_blank(values), "owner": self.owner_id})
+            assert row is not None
+            if values.get("recurrence"):
+                # A series is named after its first task.
+                row = await tx.one(_START_SERIES, self._ids(row["id"]))
+                assert row is not None
+            task = TaskPublic.model_validate(row)
+            await emit(tx, "task.created", self.owner_id, task)
+        return task
 
     async def get(self, task_id: int) -> TaskPublic:
-        return await self._one(task_id, _GET, {})
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        rows = await self.db.rows(_GET, self._ids(task_id))
+        if not rows:
+            raise _not_found(task_id)
+        return TaskPublic.model_validate(rows[0])
 
     async def many(self, task_ids: list[int]) -> list[TaskPublic]:
         """The user's tasks among these ids, in the order given (others' and gone ones left
@@ -132,22 +142,30 @@ class TaskService:
         found = {row["id"]: TaskPublic.model_validate(row) for row in rows}
         return [found[task_id] for task_id in dict.fromkeys(wanted) if task_id in found]
 
+    async def upcoming(self, task_id: int, limit: int) -> Occurrences:
+        """The due times after this occurrence of a repeating task: as many as asked, never
+        the whole series."""
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        rows = await self.db.rows(_ROW, self._ids(task_id))
+        if not rows:
+            raise _not_found(task_id)
+        row = rows[0]
+        if not row["recurrence"] or row["due"] is None:
+            return Occurrences(repeats=None, due=[])
+        zone = row["timezone"] or self.timezone
+        start = row["series_start"] or row["due"]
+        due = upcoming(row["recurrence"], zone, start, row["due"], limit)
+        return Occurrences(repeats=describe(row["recurrence"]), due=due)
+
     async def update(self, task_id: int, data: TaskUpdate) -> TaskPublic:
         changes = data.model_dump(exclude_unset=True)
-        if "priority" in changes:
-            changes["priority"] = Priority(changes["priority"]).rank
         completed = changes.pop("completed", None)
         completion = None if completed is None else ("done" if completed else "open")
         return await self._change(task_id, changes, completion)
 
     async def replace(self, task_id: int, data: TaskReplace) -> TaskPublic:
-        changes = {
-            "title": data.title,
-            "description": data.description,
-            "priority": data.priority.rank,
-            "due": data.due,
-            "tags": data.tags,
-        }
+        changes = data.model_dump(exclude={"completed", "priority"}) | {"priority": data.priority}
         return await self._change(task_id, changes, "done" if data.completed else "open")
 
     async def set_completed(self, task_id: int, completed: bool | None) -> TaskPublic:
@@ -155,9 +173,25 @@ class TaskService:
         completion = "toggle" if completed is None else ("done" if completed else "open")
         return await self._change(task_id, {}, completion)
 
-    async def delete(self, task_id: int) -> TaskPublic:
-        """Delete and return what was deleted; a second delete of the same task is not found."""
-        return await self._one(task_id, _DELETE, {})
+    async def delete(self, task_id: int, whole_series: bool = False) -> TaskPublic:
+        """Delete and return what was deleted; a second delete of the same task is not found.
+
+        Deleting the open occurrence of a repeating task skips it: the next one is made. With
+        `whole_series`, every occurrence of its series goes, done or not.
+        """
+        if not id_in_range(task_id):
+            raise _not_found(task_id)
+        async with self.db.transaction() as tx:
+            statement = _DELETE_SERIES if whole_series else _DELETE
+            rows = await tx.rows(statement, self._ids(task_id))
+            if not rows:
+                raise _not_found(task_id)
+            for row in rows:
+                await emit(tx, "task.deleted", self.owner_id, TaskPublic.model_validate(row))
+            [asked] = [row for row in rows if row["id"] == task_id]
+            if not whole_series and asked["recurrence"] and not asked["completed"]:
+                await self._continue_series(tx, asked, utcnow())
+        return TaskPublic.model_validate(asked)
 
     async def find(self, query: TaskQuery) -> TasksPublic:
         """A page of tasks; `count` when asked for, on the first page (see COUNT_CAP)."""
@@ -192,12 +226,19 @@ class TaskService:
             query.sort,
             cursor_kind,
             counted,
+            query.repeating,
             self.db.is_postgres,
         )
         statement = _LISTINGS.get(shape)
         if statement is None:
             statement = _LISTINGS[shape] = _listing(
-                query.status, params, query.sort, cursor_kind, counted, self.db.is_postgres
+                query.status,
+                params,
+                query.sort,
+                cursor_kind,
+                counted,
+                query.repeating,
+                self.db.is_postgres,
             )
 
         rows = await self.db.rows(
@@ -217,20 +258,150 @@ class TaskService:
     async def _change(
         self, task_id: int, changes: dict[str, Any], completion: str | None
     ) -> TaskPublic:
-        shape = (tuple(sorted(changes)), completion)
-        statement = _UPDATES.get(shape)
-        if statement is None:
-            statement = _UPDATES[shape] = _update(*shape)
-        values = {f"v_{name}": value for name, value in changes.items()}
-        return await self._one(task_id, statement, {**values, "now": utcnow()})
-
-    async def _one(self, task_id: int, statement: Any, params: dict[str, Any]) -> TaskPublic:
+        """One change, in one transaction with its events: the task is read and locked, the
+        new values decided from what it was, written, and each kind of change recorded."""
         if not id_in_range(task_id):
             raise _not_found(task_id)
-        rows = await self.db.rows(statement, {**params, "task_id": task_id, "owner": self.owner_id})
-        if not rows:
-            raise _not_found(task_id)
-        return TaskPublic.model_validate(rows[0])
+        now = utcnow()
+        async with self.db.transaction() as tx:
+            old = await tx.one(_LOCK, self._ids(task_id))
+            if old is None:
+                raise _not_found(task_id)
+            values = self._plan(old, changes, completion, now)
+            if not values:
+                return TaskPublic.model_validate(old)
+            shape = tuple(sorted(values))
+            statement = _UPDATES.get(shape)
+            if statement is None:
+                statement = _UPDATES[shape] = _update(shape)
+            params = {f"v_{name}": value for name, value in values.items()}
+            row = await tx.one(statement, {**params, **self._ids(task_id), "now": now})
+            assert row is not None
+            task = TaskPublic.model_validate(row)
+            if set(values) - _COMPLETION:
+                await emit(tx, "task.updated", self.owner_id, task)
+            if "completed" in values:
+                done = values["completed"]
+                await emit(tx, "task.completed" if done else "task.reopened", self.owner_id, task)
+                if done and row["recurrence"]:
+                    await self._continue_series(tx, row, now)
+        return task
+
+    def _plan(
+        self,
+        old: dict[str, Any],
+        changes: dict[str, Any],
+        completion: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The columns to write (only those that change), or a clear error."""
+        values: dict[str, Any] = {}
+        for name in ("title", "description", "due", "tags"):
+            if name in changes and changes[name] != old[name]:
+                values[name] = changes[name]
+        if "priority" in changes and Priority(changes["priority"]).rank != old["priority"]:
+            values["priority"] = Priority(changes["priority"]).rank
+        done = {"toggle": not old["completed"], "done": True, "open": False}.get(completion or "")
+        if done is not None and done != old["completed"]:
+            values.update(completed=done, completed_at=now if done else None)
+        due = values.get("due", old["due"])
+        self._plan_repetition(old, changes, due, values)
+        self._plan_reminder(old, changes, due, now, values)
+        return values
+
+    def _plan_repetition(
+        self, old: dict[str, Any], changes: dict[str, Any], due: Any, values: dict[str, Any]
+    ) -> None:
+        rule = old["recurrence"]
+        if "recurrence" in changes:
+            rule = from_phrase(changes["recurrence"]) if changes["recurrence"] else None
+        zone = changes.get("timezone") or old["timezone"] or self.timezone
+        try:
+            ZoneInfo(zone)
+        except (ValueError, KeyError):
+            raise InvalidInput(f"unknown timezone {zone!r}: use an IANA name") from None
+        if rule is None:
+            if old["recurrence"] is not None:
+                values["recurrence"] = None  # stop repeating; its history keeps its series
+            return
+        if due is None:
+            raise InvalidInput("a repeating task needs a due date: its first occurrence")
+        if rule != old["recurrence"]:
+            values["recurrence"] = rule
+        if zone != old["timezone"]:
+            values["timezone"] = zone
+        if old["series_id"] is None and old["id"] is not None:
+            values["series_id"] = old["id"]
+        # The series runs from this occurrence on when its rule or its date is changed.
+        if "recurrence" in values or "due" in values or old["series_start"] is None:
+            values["series_start"] = due
+
+    @staticmethod
+    def _plan_reminder(
+        old: dict[str, Any],
+        changes: dict[str, Any],
+        due: Any,
+        now: datetime,
+        values: dict[str, Any],
+    ) -> None:
+        explicit = changes.get("remind_at")
+        if explicit is not None and changes.get("remind_before") is not None:
+            raise InvalidInput("give remind_at or remind_before, not both")
+        before = changes["remind_before"] if "remind_before" in changes else old["remind_before"]
+        if "remind_at" in changes and explicit is None and "remind_before" not in changes:
+            before = None  # remind_at: null clears the reminder, whichever kind it was
+        if explicit is not None:
+            if explicit <= now:
+                raise InvalidInput("remind_at is in the past: a reminder needs a future time")
+            remind_at, before = explicit, None  # an absolute time replaces an offset
+        elif before is not None:
+            if due is None:
+                raise InvalidInput("remind_before needs a due date to count back from")
+            remind_at = due - timedelta(minutes=before)
+        elif "remind_at" in changes or "remind_before" in changes:
+            remind_at = None
+        else:
+            remind_at = old["remind_at"]
+        if before != old["remind_before"]:
+            values["remind_before"] = before
+        if remind_at != old["remind_at"]:
+            # A new time is a new reminder: it has not been sent.
+            values.update(remind_at=remind_at, reminded_at=None, reminder_lease=None)
+
+    async def _continue_series(self, tx: Transaction, row: dict[str, Any], now: datetime) -> None:
+        """The occurrence after this one, exactly once: two completes of one occurrence, even in
+        two processes, meet the unique (series, due) index and make one."""
+        following = next_after(
+            row["recurrence"],
+            row["timezone"] or self.timezone,
+            row["series_start"] or row["due"],
+            max(row["due"], now),
+        )
+        if following is None:
+            return  # COUNT or UNTIL reached
+        before = row["remind_before"]
+        remind_at = following - timedelta(minutes=before) if before is not None else None
+        params = {
+            "owner": self.owner_id,
+            "now": now,
+            **{f"v_{name}": row[name] for name in _CARRIED},
+            "v_due": following,
+            "v_series_id": row["series_id"] or row["id"],
+            "v_remind_at": remind_at,
+        }
+        statement = _OCCURRENCE_POSTGRES if self.db.is_postgres else _OCCURRENCE
+        created = await tx.one(statement, params)
+        if created is not None:
+            task = TaskPublic.model_validate(created)
+            await emit(tx, "task.occurrence_created", self.owner_id, task)
+
+    def _ids(self, task_id: int) -> dict[str, Any]:
+        return {"task_id": task_id, "owner": self.owner_id}
+
+
+def _blank(values: dict[str, Any]) -> dict[str, Any]:
+    """Every column of a new task as a bindparam value."""
+    return {f"v_{name}": values.get(name, _NEW[name]) for name in _WRITTEN} | {"now": utcnow()}
 
 
 # ---------------------------------------------------------------- statements
@@ -242,23 +413,65 @@ _TASK_ID = bindparam("task_id", type_=Integer())
 _OWNED_TASK = and_(_table.c.id == _TASK_ID, _table.c.owner_id == _OWNER)
 _NOW = bindparam("now", type_=UTCDateTime())
 
+# The columns written when a task is made; and those an occurrence takes from the one before.
+_WRITTEN = (
+    "title",
+    "description",
+    "priority",
+    "due",
+    "tags",
+    "recurrence",
+    "timezone",
+    "series_start",
+    "remind_at",
+    "remind_before",
+)
+_CARRIED = (
+    "title",
+    "description",
+    "priority",
+    "tags",
+    "recurrence",
+    "timezone",
+    "series_start",
+    "remind_before",
+)
+_COMPLETION = {"completed", "completed_at"}
+# A task before it exists: what `_plan` compares a new task's fields with.
+_NEW: dict[str, Any] = {column.name: None for column in _table.columns} | {
+    "completed": False,
+    "priority": 0,
+    "tags": [],
+}
+_ALL = list(_table.columns)
+
+
+def _value(name: str) -> Any:
+    return bindparam(f"v_{name}", type_=_table.c[name].type)
+
+
 _CREATE = (
     insert(_table)
     .values(
         owner_id=_OWNER,
-        title=bindparam("v_title", type_=String()),
-        description=bindparam("v_description", type_=Text()),
         completed=False,
         completed_at=None,
-        priority=bindparam("v_priority", type_=SmallInteger()),
-        due=bindparam("v_due", type_=UTCDateTime()),
-        tags=bindparam("v_tags", type_=PortableJSON),
         created_at=_NOW,
         updated_at=_NOW,
+        **{name: _value(name) for name in _WRITTEN},
     )
-    .returning(*_COLUMNS)
+    .returning(*_ALL)
+)
+_START_SERIES = (
+    update(_table)
+    .where(_OWNED_TASK)
+    .values(series_id=_table.c.id, updated_at=_table.c.updated_at)
+    .returning(*_ALL)
 )
 _GET = select(*_COLUMNS).where(_OWNED_TASK)
+# Read and lock the row for a change: concurrent changes of one task queue here.
+_LOCK = select(*_ALL).where(_OWNED_TASK).with_for_update()
+_ROW = select(*_ALL).where(_OWNED_TASK)
 # An expanding IN renders anew per call; on PostgreSQL the statement is compiled once for
 # asyncpg, so there the ids travel as one array.
 _MANY = select(*_COLUMNS).where(
@@ -268,30 +481,44 @@ _MANY_POSTGRES = select(*_COLUMNS).where(
     _table.c.owner_id == _OWNER,
     _table.c.id == any_(bindparam("task_ids", type_=postgresql.ARRAY(Integer()))),
 )
-_DELETE = delete(_table).where(_OWNED_TASK).returning(*_COLUMNS)
+_DELETE = delete(_table).where(_OWNED_TASK).returning(*_ALL)
+_series_of = select(_table.c.series_id).where(_OWNED_TASK).scalar_subquery()
+_DELETE_SERIES = (
+    delete(_table)
+    .where(
+        _table.c.owner_id == _OWNER,
+        or_(_table.c.id == _TASK_ID, _table.c.series_id == _series_of),
+    )
+    .returning(*_ALL)
+)
+
+
+def _occurrence(dialect_insert: Any) -> Any:
+    columns = {name: _value(name) for name in (*_CARRIED, "due", "series_id", "remind_at")}
+    return (
+        dialect_insert(_table)
+        .values(
+            owner_id=_OWNER,
+            completed=False,
+            completed_at=None,
+            created_at=_NOW,
+            updated_at=_NOW,
+            **columns,
+        )
+        .on_conflict_do_nothing(index_elements=["series_id", "due"])
+        .returning(*_ALL)
+    )
+
+
+_OCCURRENCE = _occurrence(sqlite.insert)
+_OCCURRENCE_POSTGRES = _occurrence(postgresql.insert)
 _UPDATES: dict[tuple[Any, ...], Any] = {}
 _LISTINGS: dict[tuple[Any, ...], Any] = {}
 
 
-def _update(fields: tuple[str, ...], completion: str | None) -> Any:
-    values: dict[str, Any] = {
-        name: bindparam(f"v_{name}", type_=_table.c[name].type) for name in fields
-    }
-    if completion == "open":
-        values.update(completed=False, completed_at=None)
-    elif completion == "done":
-        # A done task keeps its first completion time.
-        values.update(
-            completed=True,
-            completed_at=case((_table.c.completed, _table.c.completed_at), else_=_NOW),
-        )
-    elif completion == "toggle":
-        # In an UPDATE every SET reads the row as it was: the toggle of the old value.
-        values.update(
-            completed=not_(_table.c.completed),
-            completed_at=case((_table.c.completed, None), else_=_NOW),
-        )
-    return update(_table).where(_OWNED_TASK).values(**values, updated_at=_NOW).returning(*_COLUMNS)
+def _update(fields: tuple[str, ...]) -> Any:
+    values = {name: _value(name) for name in fields}
+    return update(_table).where(_OWNED_TASK).values(**values, updated_at=_NOW).returning(*_ALL)
 
 
 def _listing(
@@ -300,9 +527,13 @@ def _listing(
     sort: str,
     cursor: str | None,
     counted: bool,
+    repeating: bool | None,
     postgres: bool,
 ) -> Any:
     filters: list[ColumnElement[bool]] = [_table.c.owner_id == _OWNER]
+    if repeating is not None:
+        rule = _table.c.recurrence
+        filters.append(rule.is_not(None) if repeating else rule.is_(None))
     if status != "all":
         filters.append(_table.c.completed == bindparam("completed", type_=Boolean()))
     if "pattern" in params:

@@ -1,0 +1,93 @@
+"""The outbox: task events, written in the same transaction as the change they describe.
+
+A change that rolls back leaves no event, and no committed change lacks its event. Events are
+numbered in the order they were written; that number is what `GET /api/events` resumes from
+(`Last-Event-ID`) and the `webhook-id` of their webhook delivery.
+
+Every event reads, as JSON:
+    {"id": 42, "type": "task.completed", "created_at": "2026-11-23T09:00:00Z",
+     "user_id": "alice", "task": {... the task as the REST API shows it ...}}
+Types: task.created, task.updated, task.completed, task.reopened, task.deleted (the task as
+it was), task.occurrence_created (the next occurrence of a repeating task), and
+reminder.due (with "remind_at" and "late": true when sent after the server was down).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, String, bindparam, insert, select
+
+from server.database import Database, Transaction
+from server.models import Event, PortableJSON, TaskPublic, UTCDateTime, utcnow
+
+EVENT_TYPES = (
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.reopened",
+    "task.deleted",
+    "task.occurrence_created",
+    "reminder.due",
+)
+_events = Event.__table__  # type: ignore[attr-defined]
+
+
+async def emit(tx: Transaction, kind: str, owner_id: str, task: TaskPublic, **extra: Any) -> None:
+    """Write one event within the change's transaction."""
+    now = utcnow()
+    data = {"task": task.model_dump(mode="json"), **extra}
+    await tx.rows(
+        _EMIT, {"owner": owner_id, "type": kind, "task_id": task.id, "data": data, "now": now}
+    )
+
+
+def payload(row: dict[str, Any]) -> dict[str, Any]:
+    """An event row as it is delivered."""
+    created = row["created_at"].isoformat().replace("+00:00", "Z")
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "created_at": created,
+        "user_id": row["owner_id"],
+        **row["data"],
+    }
+
+
+async def since(
+    db: Database, owner_id: str, after_id: int, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The user's events after this id, oldest first."""
+    return await db.rows(_SINCE, {"owner": owner_id, "after": after_id, "limit": limit})
+
+
+async def latest_id(db: Database, owner_id: str) -> int:
+    rows = await db.rows(_LATEST, {"owner": owner_id})
+    return int(rows[0]["id"]) if rows else 0
+
+
+_EMIT = insert(_events).values(
+    owner_id=bindparam("owner", type_=String()),
+    type=bindparam("type", type_=String()),
+    task_id=bindparam("task_id", type_=Integer()),
+    data=bindparam("data", type_=PortableJSON),
+    created_at=bindparam("now", type_=UTCDateTime()),
+    attempts=0,
+    next_attempt_at=bindparam("now", type_=UTCDateTime()),
+)
+_COLUMNS = [_events.c[name] for name in ("id", "owner_id", "type", "data", "created_at")]
+_SINCE = (
+    select(*_COLUMNS)
+    .where(
+        _events.c.owner_id == bindparam("owner", type_=String()),
+        _events.c.id > bindparam("after", type_=Integer()),
+    )
+    .order_by(_events.c.id)
+    .limit(bindparam("limit", type_=Integer()))
+)
+_LATEST = (
+    select(_events.c.id)
+    .where(_events.c.owner_id == bindparam("owner", type_=String()))
+    .order_by(_events.c.id.desc())
+    .limit(1)
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,11 +18,12 @@ from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_me
 from mcp_tools.identity import user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server import web
-from server.api import chat, chatkit, conversations, health, tasks
+from server.api import chat, chatkit, conversations, events, health, tasks
 from server.auth import TokenVerifier
 from server.database import Database
 from server.deps import path_user
 from server.http import BodySizeLimit, LastResort, install_error_handlers
+from server.jobs import Jobs
 from server.models import API_ERRORS
 from server.ratelimit import RateLimits, rate_limited
 from server.settings import Settings
@@ -51,8 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     chat_service = ChatService(db, settings, build_agent(task_tools, build_model(settings)))
     chatkit_server = TodoChatKitServer(ConversationStore(db), chat_service)
 
+    jobs = Jobs(db, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background = asyncio.create_task(jobs.run()) if settings.background_jobs else None
         try:
             async with mcp_server.session_manager.run():
                 await task_tools.connect()
@@ -61,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 finally:
                     await task_tools.cleanup()
         finally:
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
             await verifier.aclose()
             await db.dispose()
 
@@ -77,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = verifier
     app.state.chat = chat_service
     app.state.chatkit = chatkit_server
+    app.state.jobs = jobs
     install_error_handlers(app)
 
     app.state.rate_limits = limits
@@ -88,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(task_routes)
     api.include_router(chat_route)
     api.include_router(conversations.build_router(limits))
+    api.include_router(events.build_router(limits))
     app.include_router(api)
 
     # The same routes under /api/{user_id} for Better Auth + Next.js frontends.
@@ -123,7 +133,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "Mcp-Protocol-Version"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "Mcp-Protocol-Version",
+                "X-Timezone",
+                "Last-Event-ID",
+            ],
             expose_headers=[
                 "Retry-After",
                 "X-RateLimit-Limit",

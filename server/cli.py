@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import re
@@ -60,6 +61,28 @@ async def _migrate(settings: Settings) -> str:
 
 def cmd_migrate(_: argparse.Namespace) -> None:
     print(asyncio.run(_migrate(load_settings())), file=sys.stderr)
+
+
+async def _work(settings: Settings) -> None:
+    from server.database import Database
+    from server.jobs import Jobs
+
+    db = Database(settings.database_url, pool_size=2)
+    try:
+        await Jobs(db, settings).run()
+    finally:
+        await db.dispose()
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    """The reminder and webhook sender on its own, for deployments that run `serve` with
+    BACKGROUND_JOBS=false; any number of workers may run."""
+    settings = load_settings()
+    print(asyncio.run(_migrate(settings)), file=sys.stderr)
+    webhook = settings.events_webhook_url or "none"
+    print(f"todo-chat worker: reminders on, webhook {webhook}", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_work(settings))
 
 
 def user_id(value: str) -> str:
@@ -156,6 +179,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         log_level=settings.log_level,
         proxy_headers=True,
+        # Event streams (/api/events) never end by themselves: on shutdown they get this long.
+        timeout_graceful_shutdown=10,
     )
 
 
@@ -217,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
+
+    worker = commands.add_parser("worker", help="send due reminders and webhook events")
+    worker.set_defaults(func=cmd_worker)
 
     mcp = commands.add_parser(
         "mcp", help="serve the task tools over stdio (Claude Desktop, Claude Code) for one user"

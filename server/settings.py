@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     agent_tracing: bool = False
     chat_history_messages: int = Field(default=20, ge=0, le=500)
 
+    # Reminders and task events
+    background_jobs: bool = True
+    events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    reminder_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    events_webhook_url: str = ""
+    events_webhook_secret: str = ""
+
     # Rate limits (limits-library syntax, several separated by ";")
     rate_limit_enabled: bool = True
     rate_limit_storage_uri: str = "memory://"
@@ -75,6 +82,22 @@ class Settings(BaseSettings):
     @classmethod
     def _unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("events_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> Settings:
+        if self.events_webhook_url and not self.events_webhook_secret.startswith("whsec_"):
+            raise ValueError(
+                "EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET (whsec_ and base64, as the "
+                "Standard Webhooks libraries make it)"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -21,7 +21,15 @@ def free_port() -> int:
 @asynccontextmanager
 async def served(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # Open event streams would hold a graceful shutdown forever: they get two seconds.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -48,6 +48,10 @@ Manages the signed-in user's todo list. Every tool acts on that user's tasks onl
   update_task changes fields; delete_task removes it for good; get_task shows one in full.
 - Due dates accept ISO timestamps or phrases such as "tomorrow 5pm", "next friday",
   "in 3 days", read in the user's timezone.
+- A task may repeat (`recurrence`: "every monday", "every weekday", "monthly on the 15th", or
+  an RRULE; it needs a due date, the first occurrence): completing it makes the next one.
+  update_task with recurrence "none" stops it. A task may carry a reminder: `remind_before`
+  minutes before its due time, or `remind_at` a time.
 """
 
 # Strict: a JSON number only, never `true` or "1" taken for an id.
@@ -67,6 +71,18 @@ DueText = Annotated[
         "'next friday', 'in 3 days'",
         max_length=100,
     ),
+]
+RecurrenceArgument = Annotated[
+    str | None,
+    Field(
+        description="How it repeats: 'daily', 'every monday', 'every weekday', 'every 2 weeks', "
+        "'monthly on the 15th', or an RRULE such as FREQ=WEEKLY;BYDAY=MO",
+        max_length=200,
+    ),
+]
+RemindBefore = Annotated[
+    int | None,
+    Field(ge=0, le=525_600, description="Remind this many minutes before the due time"),
 ]
 TagList = Annotated[
     list[Tag] | None, Field(description="Short labels such as 'home' or 'work'", max_length=20)
@@ -103,6 +119,7 @@ class TaskItem(BaseModel):
     priority: Priority
     due: datetime | None
     tags: list[str]
+    repeats: str | None = Field(default=None, description="How it repeats, if it does")
 
 
 class TaskList(BaseModel):
@@ -185,12 +202,17 @@ def build_mcp_server(
         **server_options,
     )
 
+    def zone_of(timezone: str | None, ctx: Context) -> str:
+        """The zone a call names, else the chat's (from the run), else the server's."""
+        meta_tz = (ctx.request_context.meta or {}).get(TIMEZONE_META_KEY)
+        return timezone or (meta_tz if isinstance(meta_tz, str) else settings.default_timezone)
+
     @asynccontextmanager
-    async def tasks_for(ctx: Context) -> AsyncIterator[TaskService]:
+    async def tasks_for(ctx: Context, timezone: str | None = None) -> AsyncIterator[TaskService]:
         """A task service for the caller, with errors turned into messages the model can act on."""
         user_id = resolve_user(ctx)
         try:
-            yield TaskService(db, user_id)
+            yield TaskService(db, user_id, zone_of(timezone, ctx))
         except AppError as exc:
             raise ToolError(exc.detail) from exc
         except ValidationError as exc:
@@ -199,10 +221,8 @@ def build_mcp_server(
     def due_from(text: str | None, timezone: str | None, ctx: Context) -> datetime | None:
         if text is None or not text.strip():
             return None
-        meta_tz = (ctx.request_context.meta or {}).get(TIMEZONE_META_KEY)
-        tz = timezone or (meta_tz if isinstance(meta_tz, str) else settings.default_timezone)
         try:
-            return parse_due(text, tz)
+            return parse_due(text, zone_of(timezone, ctx))
         except ValueError as exc:
             raise ToolError(str(exc)) from exc
 
@@ -214,13 +234,23 @@ def build_mcp_server(
         priority: PriorityArgument = "none",
         due: DueText = None,
         tags: TagList = None,
+        recurrence: RecurrenceArgument = None,
+        remind_before: RemindBefore = None,
+        remind_at: Annotated[DueText, Field(description="Remind at this time")] = None,
         timezone: Timezone = None,
     ) -> TaskChange:
         """Add a task to the user's todo list and return it with its new id."""
         due_at = due_from(due, timezone, ctx)
-        async with tasks_for(ctx) as tasks:
+        async with tasks_for(ctx, timezone) as tasks:
             data = TaskCreate(
-                title=title, description=description, priority=priority, due=due_at, tags=tags or []
+                title=title,
+                description=description,
+                priority=priority,
+                due=due_at,
+                tags=tags or [],
+                recurrence=recurrence,
+                remind_before=remind_before,
+                remind_at=due_from(remind_at, timezone, ctx),
             )
             task = await tasks.create(data)
         return TaskChange(task_id=task.id, status="created", title=task.title, task=task)
@@ -241,6 +271,9 @@ def build_mcp_server(
         due_after: DueText = None,
         limit: Annotated[int, Field(ge=1, le=50, description="Tasks per page")] = 10,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        repeating: Annotated[
+            bool | None, Field(description="true: only repeating tasks; false: only one-off ones")
+        ] = None,
         timezone: Timezone = None,
     ) -> TaskList:
         """List the user's tasks, newest first: pending ones unless `status` says otherwise.
@@ -263,6 +296,7 @@ def build_mcp_server(
                     limit=limit,
                     cursor=cursor,
                     count=True,
+                    repeating=repeating,
                 )
             )
         items = [TaskItem.model_validate(task, from_attributes=True) for task in page.data]
@@ -289,10 +323,20 @@ def build_mcp_server(
         return TaskChange(task_id=task.id, status="reopened", title=task.title, task=task)
 
     @server.tool(annotations=DELETE)
-    async def delete_task(task_id: TaskId, ctx: Context) -> TaskChange:
+    async def delete_task(
+        task_id: TaskId,
+        ctx: Context,
+        whole_series: Annotated[
+            bool,
+            Field(
+                description="For a repeating task: delete every occurrence. Otherwise only this "
+                "one goes and the next occurrence is made."
+            ),
+        ] = False,
+    ) -> TaskChange:
         """Delete a task for good. If the user named it by title, make sure it is the only match."""
         async with tasks_for(ctx) as tasks:
-            task = await tasks.delete(task_id)
+            task = await tasks.delete(task_id, whole_series=whole_series)
         return TaskChange(task_id=task.id, status="deleted", title=task.title, task=None)
 
     @server.tool(annotations=CHANGE)
@@ -314,9 +358,25 @@ def build_mcp_server(
         tags: Annotated[
             list[Tag] | None, Field(description="Replaces all tags; [] removes them", max_length=20)
         ] = None,
+        recurrence: Annotated[
+            str | None,
+            Field(
+                description="How it repeats from now on (as in add_task); 'none' stops it",
+                max_length=200,
+            ),
+        ] = None,
+        remind_before: Annotated[
+            int | None,
+            Field(ge=-1, le=525_600, description="Minutes before the due time to remind; -1: none"),
+        ] = None,
+        remind_at: Annotated[
+            str | None,
+            Field(description="When to remind (ISO or a phrase); 'none' removes the reminder"),
+        ] = None,
         timezone: Timezone = None,
     ) -> TaskChange:
-        """Change a task's title, description, priority, due date or tags. Omitted fields stay."""
+        """Change a task's title, description, priority, due date, tags, repetition or reminder.
+        Omitted fields stay."""
         changes: dict[str, Any] = {}
         if title is not None:
             changes["title"] = title
@@ -329,11 +389,20 @@ def build_mcp_server(
             changes["due"] = None if clear else due_from(due, timezone, ctx)
         if tags is not None:
             changes["tags"] = tags
+        if recurrence is not None:
+            stop = recurrence.strip().lower() in ("", "none", "null", "never", "stop")
+            changes["recurrence"] = None if stop else recurrence
+        if remind_before is not None:
+            changes["remind_before"] = None if remind_before < 0 else remind_before
+        if remind_at is not None:
+            clear = remind_at.strip().lower() in ("", "none", "null")
+            changes["remind_at"] = None if clear else due_from(remind_at, timezone, ctx)
         if not changes:
             raise ToolError(
-                "nothing to update: give at least one of title, description, priority, due or tags"
+                "nothing to update: give at least one of title, description, priority, due, "
+                "tags, recurrence or a reminder"
             )
-        async with tasks_for(ctx) as tasks:
+        async with tasks_for(ctx, timezone) as tasks:
             task = await tasks.update(task_id, TaskUpdate(**changes))
         return TaskChange(task_id=task.id, status="updated", title=task.title, task=task)
 

@@ -65,7 +65,7 @@ async def test_due_phrases_and_replies_use_the_requests_timezone(chat: Chat) -> 
     answer = await chat.say("remind me to call mom tomorrow at 5pm", timezone="Asia/Tokyo")
     due = datetime.fromisoformat((await chat.tasks())[0]["due"])
     assert due.astimezone(ZoneInfo("Asia/Tokyo")).hour == 17
-    assert answer["response"].endswith(", 17:00 JST.")
+    assert answer["response"].endswith(", 17:00 JST, with a reminder.")
     listed = await chat.say("what's pending?", timezone="America/New_York")
     local = due.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M %Z")
     assert local in listed["response"] and "UTC" not in listed["response"]

@@ -10,7 +10,7 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -245,3 +245,20 @@ async def test_a_failing_model_says_the_message_is_saved_and_retries(
     await page.reload()
     await expect(page.locator(".message")).to_have_count(2)
     assert web.problems == [] or all("502" in problem for problem in web.problems)
+
+
+async def test_a_reminder_shows_in_the_open_page(site: Callable[..., Any]) -> None:
+    web: Site = await site(background_jobs=True, events_poll_seconds=0.2)
+    page = await web.open("alice")
+    await expect(page.locator("#task-list li")).to_have_text(["No tasks yet."])
+    remind_at = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    async with web.api("alice") as api:
+        made = await api.post("/api/tasks", json={"title": "Call the bank", "remind_at": remind_at})
+        assert made.status_code == 201
+    # Made elsewhere: the page hears of it from the event stream, then of its reminder.
+    await expect(page.locator("#task-list li").first).to_contain_text("Call the bank")
+    notice = page.locator("#notices li")
+    await expect(notice).to_contain_text("Reminder: Call the bank", timeout=15_000)
+    await notice.locator("button", has_text="Dismiss").click()
+    await expect(notice).to_have_count(0)
+    assert web.problems == []

@@ -21,6 +21,8 @@ from typing import Literal
 
 from rapidfuzz import fuzz, process
 
+from server.errors import AppError
+from server.recurrence import from_phrase
 from todo_agent import vocabulary as v
 
 Kind = Literal[
@@ -65,12 +67,19 @@ class Intent:
     status: Literal["pending", "completed", "all"] = "pending"
     query: str | None = None
     due_before: str | None = None
+    recurrence: str | None = None  # a phrase such as "every monday"; "none" stops repeating
+    remind_before: int | None = None  # minutes
+    repeating: bool | None = None  # list: only repeating tasks
     guessed: bool = False  # the verb was a typo correction
     confirmed: bool = False  # the user said yes to "do you mean ...?"
     options: tuple[str, ...] = field(default=())  # unclear: the verbs it could be; pick: [n]
 
     def with_ref(self, ref: TaskRef, confirmed: bool = False) -> Intent:
         return replace(self, ref=ref, confirmed=confirmed)
+
+    @property
+    def changes_repetition_or_reminder(self) -> bool:
+        return self.recurrence is not None or self.remind_before is not None
 
     @property
     def changes_tags(self) -> bool:
@@ -217,13 +226,79 @@ def split_items(title: str) -> list[str]:
     return items if len(items) >= 3 else [title]
 
 
-def _add(raw: str) -> Intent:
+_AT = r"(?:\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|noon|midnight))?"
+_EVERY = r"(?:every|each)\s+.+?|daily|weekly|monthly|yearly|annually|fortnightly|on\s+weekdays"
+_RECURRENCE_FIRST = re.compile(rf"^(?P<rec>{_EVERY}){_AT}\s+to\s+(?P<rest>.+)$", re.I)
+_RECURRENCE_LAST = re.compile(rf"^(?P<rest>.+?)\s+(?P<rec>{_EVERY}){_AT}$", re.I)
+
+
+def split_recurrence(text: str) -> tuple[str, str | None, str | None]:
+    """'every monday at 9 to water the plants' -> ('water the plants', 'every monday', due),
+    with the first due time; a phrase that is no repetition ("every friend") stays put."""
+    for pattern in (_RECURRENCE_FIRST, _RECURRENCE_LAST):
+        match = pattern.match(text.strip())
+        if match is None:
+            continue
+        phrase = match["rec"]
+        try:
+            rule = from_phrase(phrase)
+        except AppError:
+            continue
+        return match["rest"], phrase, _first_due(rule, match["time"])
+    return text, None, None
+
+
+def _first_due(rule: str, time: str | None) -> str:
+    """The first occurrence as a due phrase: the rule's first weekday or day of the month,
+    at its time (a day alone is read as 9:00)."""
+    clock = f" at {time}" if time else ""
+    if time and re.fullmatch(r"\d{1,2}", time.strip()):
+        clock = f" at {time.strip()}:00"
+    parts = dict(part.split("=", 1) for part in rule.split(";"))
+    if "BYDAY" in parts:
+        day = parts["BYDAY"].split(",")[0][-2:]
+        return f"{_WEEKDAYS[day]}{clock}"
+    if "BYMONTHDAY" in parts and parts["BYMONTHDAY"].isdigit():
+        return f"the {parts['BYMONTHDAY']}th{clock}"
+    return f"tomorrow{clock}" if time else "tomorrow"
+
+
+_WEEKDAYS = {
+    "MO": "monday", "TU": "tuesday", "WE": "wednesday", "TH": "thursday", "FR": "friday",
+    "SA": "saturday", "SU": "sunday",
+}  # fmt: skip
+
+
+def _add(raw: str, remind: bool = False) -> Intent:
     rest, priority = split_priority(raw)
+    rest, recurrence, first_due = split_recurrence(rest)
     rest, due = split_due(rest)
+    due = due or first_due
     titles = tuple(_title(item) for item in split_items(_title(rest)))
     if not all(titles):
         return Intent("unknown")
-    return Intent("add", titles=titles, due=due, priority=priority)
+    # "remind me to ..." with a time: a reminder at that time.
+    reminder = 0 if remind and due else None
+    return Intent(
+        "add",
+        titles=titles,
+        due=due,
+        priority=priority,
+        recurrence=recurrence,
+        remind_before=reminder,
+    )
+
+
+_UNITS = {"min": 1, "minute": 1, "hour": 60, "hr": 60, "day": 1440, "week": 10080}
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "five": 5, "ten": 10, "fifteen": 15,
+            "twenty": 20, "thirty": 30, "half an": 0.5}  # fmt: skip
+
+
+def _minutes(amount: str, unit: str) -> int | None:
+    count = float(amount) if amount.isdigit() else _NUMBERS.get(amount.lower())
+    if count is None:
+        return None
+    return int(count * _UNITS[unit.lower().rstrip("s")])
 
 
 def _update(ref: str, change: str) -> Intent:
@@ -301,6 +376,14 @@ _SHAPES: list[tuple[str, str]] = [
     (rf"^(?:{_STATE_VERB})\s+{_REF}\s+(?:as\s+|to\s+)?(?P<state>{_any(v.STATES)})$", "state"),
     (rf"^(?:cross|tick|check|mark)\s+{_REF}\s+off{_OFF_LIST}$", "complete"),
     (rf"^(?:take|knock|strike)\s+{_REF}\s+off{_OFF_LIST}$", "delete"),
+    (r"^remind\s+me\s+(?P<n>\d+|an?|one|two|three|five|ten|fifteen|twenty|thirty|half\s+an)\s+"
+     rf"(?P<unit>min|mins|minutes?|hours?|hrs?|days?|weeks?)\s+before\s+{_REF}$", "remind"),
+    (rf"^(?:stop|quit|no\s+longer|don't|do\s+not)\s+(?:repeating|recurring|repeat)\s+{_REF}$",
+     "stop"),
+    (rf"^(?:make\s+)?{_REF}\s+(?:should\s+)?(?:stop|not|no\s+longer)\s+(?:repeat|repeating|recur)$",
+     "stop"),
+    (rf"^repeat\s+{_REF}\s+(?P<rec>(?:every|each)\s+.+|daily|weekly|monthly|yearly)$", "repeat"),
+    (rf"^{_NOT_ASKING}(?:make\s+)?{_REF}\s+repeats?\s+(?P<rec>.+)$", "repeat"),
     (rf"^{_REF}\s+is\s+due\s+(?P<when>.+)$", "move"),
     (rf"^(?:{_any(v.ACTION_VERBS['move'])})\s+{_REF}\s+(?:to|until|till|for|on)\s+"
      r"(?P<when>.+)$", "move"),
@@ -313,7 +396,7 @@ _SHAPES: list[tuple[str, str]] = [
     (rf"^(?:{_any(v.ACTION_VERBS['complete'])})\s+{_REF}{_LIST_END}$", "complete"),
     (rf"^(?:{_any(v.ACTION_VERBS['reopen'])})\s+{_REF}$", "reopen"),
     (rf"^(?:{_any(v.ACTION_VERBS['delete'])})\s+{_REF}{_LIST_END}$", "delete"),
-    (rf"^(?:{_any(v.ACTION_VERBS['add'])})\b(?:\s+(?:a|an))?(?:\s+new)?"
+    (rf"^(?P<verb>{_any(v.ACTION_VERBS['add'])})\b(?:\s+(?:a|an))?(?:\s+new)?"
      r"(?:\s+(?:task|todo|to-do|item|reminder|entry))?"
      r"(?:\s+(?:to|called|named|for|saying|that says))?\s*:?\s+(?P<title>.+)$", "add"),
     (rf"^{_NOT_ASKING}{_REF}\s+(?:is|was|are|has been|got)\s+(?:now\s+|all\s+)?"
@@ -357,11 +440,20 @@ def _from_shape(shape: str, groups: dict[str, str]) -> Intent:
         return Intent("update", ref=parse_ref(ref), title=_title(groups["title"]))
     if shape == "update":
         return _update(ref, groups["change"])
+    if shape == "remind":
+        minutes = _minutes(" ".join(groups["n"].split()), groups["unit"])
+        if minutes is None:
+            return Intent("unknown")
+        return Intent("update", ref=parse_ref(ref), remind_before=minutes)
+    if shape == "stop":
+        return Intent("update", ref=parse_ref(ref), recurrence="none")
+    if shape == "repeat":
+        return Intent("update", ref=parse_ref(ref), recurrence=groups["rec"].strip(_EDGE))
     if shape == "search":
         query = re.sub(r"^(?:the|my|a)\s+|\s+(?:tasks?|todos?|items?|one)$", "", groups["q"])
         return Intent("search", query=query.strip(_EDGE), status="all")
     if shape == "add":
-        return _add(groups["title"])
+        return _add(groups["title"], remind=groups.get("verb", "").lower().startswith("remind"))
     return Intent(shape, ref=parse_ref(ref))  # type: ignore[arg-type]  # complete/reopen/delete
 
 
@@ -455,7 +547,12 @@ _ASKING = re.compile(
 )
 
 
+_REPEATING = re.compile(r"\b(?:repeats?|repeating|recurring|recurrent|recur)\b")
+
+
 def _list(lowered: str) -> Intent | None:
+    if _REPEATING.search(lowered):  # the shapes that change a repetition came first
+        return Intent("list", status="pending", repeating=True)
     if not _LIST_WORDS.search(lowered) and not _COMPLETED_WORDS.search(lowered):
         return None
     if not _ASKING.search(lowered):

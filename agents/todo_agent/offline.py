@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -142,6 +142,8 @@ def _describe(task: dict[str, Any], tz: ZoneInfo) -> str:
         details.append(f"{task['priority']} priority")
     if task.get("due"):
         details.append(f"due {_when(task['due'], tz)}")
+    if task.get("repeats"):
+        details.append(f"repeats {task['repeats']}")
     if task.get("tags"):
         details.append(" ".join(f"#{tag}" for tag in task["tags"]))
     if details:
@@ -239,6 +241,8 @@ def decide(turn: Turn) -> Call | str:
                 arguments["query"] = intent.query
             if intent.due_before:
                 arguments["due_before"] = intent.due_before
+            if intent.repeating:
+                arguments["repeating"] = True
             return Call("list_tasks", arguments)
         return _list_reply(intent, done[-1], tz)
     return _act(intent, turn, done)
@@ -248,16 +252,17 @@ def _add(intent: Intent, done: list[ToolStep], tz: ZoneInfo) -> Call | str:
     failed = next((step for step in done if step.result is None), None)
     if len(done) < len(intent.titles) and failed is None:
         arguments: dict[str, Any] = {"title": intent.titles[len(done)]}
-        if intent.due:
-            arguments["due"] = intent.due
-        if intent.priority:
-            arguments["priority"] = intent.priority
+        for name in ("due", "priority", "recurrence", "remind_before"):
+            if getattr(intent, name) is not None:
+                arguments[name] = getattr(intent, name)
         return Call("add_task", arguments)
     added = [step.result["task"] for step in done if step.result is not None]
     lines = []
     for task in added:
         due = f", due {_when(task['due'], tz)}" if task.get("due") else ""
-        lines.append(f"{_named(task)}{due}")
+        repeats = f", repeating {task['repeats']}" if task.get("repeats") else ""
+        reminder = ", with a reminder" if task.get("remind_at") else ""
+        lines.append(f"{_named(task)}{due}{repeats}{reminder}")
     if len(added) == 1:
         lines = [f"Added {lines[0]}."]
     elif added:
@@ -273,6 +278,8 @@ def _list_reply(intent: Intent, step: ToolStep, tz: ZoneInfo) -> str:
     tasks, count = step.result["tasks"], step.result["count"]
     kind = {"pending": "pending ", "completed": "completed ", "all": ""}[intent.status]
     suffix = ""
+    if intent.repeating:
+        kind = "repeating "
     if intent.query:
         kind, suffix = "", f' matching "{intent.query}"'
     elif intent.due_before:
@@ -296,6 +303,7 @@ def _has_change(intent: Intent) -> bool:
         or intent.priority
         or intent.description
         or intent.changes_tags
+        or intent.changes_repetition_or_reminder
     )
 
 
@@ -309,9 +317,12 @@ def _action_call(intent: Intent, task_id: int, task: dict[str, Any] | None) -> C
             ("due", "none" if intent.clear_due else intent.due),
             ("priority", intent.priority),
             ("description", intent.description),
+            ("recurrence", intent.recurrence),
         )
         if value
     }
+    if intent.remind_before is not None:
+        changes["remind_before"] = intent.remind_before
     if intent.tags is not None:
         changes["tags"] = list(intent.tags)
     elif intent.changes_tags:
@@ -339,6 +350,11 @@ def _changes(intent: Intent, task: dict[str, Any], tz: ZoneInfo) -> str:
         changed.append(f"{task['priority']} priority")
     if intent.description:
         changed.append("new description")
+    if intent.recurrence:
+        repeats = task.get("repeats")
+        changed.append(f"repeats {repeats}" if repeats else "no longer repeats")
+    if intent.remind_before is not None and task.get("remind_at"):
+        changed.append(f"reminder at {_when(task['remind_at'], tz)}")
     if intent.changes_tags:
         changed.append("tags " + (", ".join(task["tags"]) or "none"))
     return ", ".join(changed)
@@ -391,6 +407,10 @@ def _act(intent: Intent, turn: Turn, done: list[ToolStep]) -> Call | str:
     if lookup.result is None:
         return f"I couldn't look that up: {lookup.error}"
     match = find(str(ref), lookup.result["tasks"])
+    open_ones = [task for task in match.tasks if not task.get("completed")]
+    if len(match.tasks) > 1 and open_ones:
+        # A repeating task's done occurrences share its title: the open one is meant.
+        match = replace(match, tasks=open_ones)
     if not match.tasks:
         return (
             f'I couldn\'t find a task matching "{ref}", so I changed nothing. '

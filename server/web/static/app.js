@@ -7,7 +7,7 @@ const TOKEN_KEY = "todo-chat.token";
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 const CHANGING_TOOLS = new Set(["add_task", "complete_task", "reopen_task", "delete_task", "update_task"]);
 
-const state = { token: null, user: "", conversationId: null, busy: false };
+const state = { token: null, user: "", conversationId: null, busy: false, listening: null };
 
 // ---------------------------------------------------------------- signing in
 
@@ -46,11 +46,13 @@ function signIn(token) {
   refreshTasks();
   if (saved) openConversation(saved);
   else showConversation(null, []);
+  listenForEvents();
   $("message").focus();
 }
 
 function signOut(message) {
   state.token = null;
+  if (state.listening) state.listening.abort();
   localStorage.removeItem(TOKEN_KEY);
   $("who").textContent = "";
   $("sign-out").hidden = true;
@@ -254,18 +256,21 @@ function explain(status, detail, retryAfter) {
 }
 
 function* sseEvents(buffer) {
-  // Yields [event, data] for every complete event in buffer.text and keeps the rest.
+  // Yields [event, data, id] for every complete event in buffer.text and keeps the rest;
+  // comments (keep-alives) and retry hints are skipped.
   let end;
   while ((end = buffer.text.indexOf("\n\n")) >= 0) {
     const raw = buffer.text.slice(0, end);
     buffer.text = buffer.text.slice(end + 2);
     let name = "message";
+    let id = null;
     const data = [];
     for (const line of raw.split("\n")) {
       if (line.startsWith("event:")) name = line.slice(6).trim();
       else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      else if (line.startsWith("id:")) id = line.slice(3).trim();
     }
-    yield [name, data.length ? JSON.parse(data.join("\n")) : {}];
+    if (data.length) yield [name, JSON.parse(data.join("\n")), id];
   }
 }
 
@@ -354,6 +359,59 @@ function handle(name, data, bubble, lines, text) {
     return true;
   }
   return false;
+}
+
+// ---------------------------------------------------------------- task events
+
+// The user's task events (GET /api/events), from any device or process: a reminder shows as
+// a notice, a change refreshes the task list. A dropped stream resumes after the last event.
+async function listenForEvents() {
+  if (state.listening) state.listening.abort();
+  const listening = new AbortController();
+  state.listening = listening;
+  let last = null;
+  while (!listening.signal.aborted && state.token) {
+    try {
+      const extra = { Accept: "text/event-stream" };
+      if (last) extra["Last-Event-ID"] = last;
+      const response = await fetch("/api/events", { headers: headers(extra), signal: listening.signal });
+      if (response.status === 401) {
+        await failure(response);
+        return;
+      }
+      if (response.ok) {
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        const buffer = { text: "" };
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer.text += value;
+          for (const [name, data, id] of sseEvents(buffer)) {
+            if (id) last = id;
+            if (name === "reminder.due") notice(data);
+            else if (name.startsWith("task.")) refreshTasks();
+          }
+        }
+      }
+    } catch {
+      if (listening.signal.aborted) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+function notice(event) {
+  const item = document.createElement("li");
+  const text = document.createElement("span");
+  const due = event.task.due ? ` (due ${dueFormat.format(new Date(event.task.due))})` : "";
+  text.textContent = `Reminder: ${event.task.title}${due}${event.late ? " — sent late" : ""}`;
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "quiet";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => item.remove());
+  item.append(text, dismiss);
+  $("notices").append(item);
 }
 
 // ---------------------------------------------------------------- tasks

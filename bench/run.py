@@ -275,6 +275,10 @@ async def measure(args: argparse.Namespace) -> str:
         server(serve, app_port, env, "/readyz"),
         server(reference, reference_port, {"REFERENCE_DSN": seed.dsn}, "/tasks"),
     ):
+        # A fresh server's first seconds are slow (connections opening, caches filling): warm
+        # both up unmeasured, or the first reference row comes out low.
+        for port, make in ((reference_port, reference_list), (app_port, get("/api/tasks"))):
+            await run(port, make, 10, 2)
         for clients in args.concurrency:
             for name, make, make_reference in cases:
                 # Reference and app back to back, so both see the same machine.

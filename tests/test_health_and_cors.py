@@ -13,7 +13,7 @@ from tests.conftest import client_for
 
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/healthz")).json() == {"status": "ok", "webhook_failures": 0}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
 

@@ -11,9 +11,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
+async def healthz(request: Request) -> dict[str, Any]:
+    """The process is up; and how many webhook deliveries failed since it started (each
+    failure is also logged, and retried)."""
+    return {"status": "ok", "webhook_failures": request.app.state.jobs.webhook_failures}
 
 
 @router.get("/readyz", response_model=None)

@@ -57,7 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        background = asyncio.create_task(jobs.run()) if settings.background_jobs else None
+        stop_jobs = asyncio.Event()
+        background = None
+        if settings.background_jobs:
+            background = asyncio.create_task(jobs.run(stop_jobs))
         try:
             async with mcp_server.session_manager.run():
                 await task_tools.connect()
@@ -67,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task_tools.cleanup()
         finally:
             if background is not None:
-                background.cancel()
+                stop_jobs.set()  # the pass in progress finishes first
                 await asyncio.gather(background, return_exceptions=True)
             await verifier.aclose()
             await db.dispose()

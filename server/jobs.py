@@ -16,6 +16,7 @@ another to take over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import datetime, timedelta
@@ -53,11 +54,13 @@ class Jobs:
         self.webhook_failures = 0
         self.http: httpx.AsyncClient | None = None
 
-    async def run(self) -> None:
-        """Until cancelled: send what is due, then wait a moment."""
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Until `stop` is set: send what is due, then wait a moment. A pass in progress
+        finishes first, so no claim or connection is left half-way."""
+        stop = stop or asyncio.Event()
         async with httpx.AsyncClient(timeout=10) as http:
             self.http = http
-            while True:
+            while not stop.is_set():
                 try:
                     await self.once()
                 except Exception as exc:
@@ -65,7 +68,8 @@ class Jobs:
                         log.exception("background jobs failed")
                     else:
                         log.warning("background jobs: the database is unavailable (%s)", exc)
-                await asyncio.sleep(self.settings.events_poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.events_poll_seconds)
 
     async def once(self) -> int:
         """One pass; how many reminders and deliveries it handled."""

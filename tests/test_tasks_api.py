@@ -270,6 +270,24 @@ async def test_bad_listing_parameters_are_422(
     response = await client.get("/api/tasks", params=params, headers=alice)
     assert response.status_code == 422
     assert response.json()["error"] == "validation_error"
+    assert next(iter(params)) in response.json()["detail"]  # it names the parameter
+
+
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/{user_id}/tasks"])
+async def test_the_listing_parameters_are_documented(client: httpx.AsyncClient, path: str) -> None:
+    # The listing reads its query string itself (server/api/params.py), so its OpenAPI
+    # parameters are written from the model: each one, with its bounds and its enum.
+    spec = (await client.get("/openapi.json")).json()
+    parameters = {p["name"]: p for p in spec["paths"][path]["get"]["parameters"]}
+    assert set(parameters) - {"user_id"} == {
+        "status", "q", "priority", "tag", "due_before", "due_after",
+        "sort", "limit", "cursor", "count", "repeating",
+    }  # fmt: skip
+    assert all(p["in"] == "query" for name, p in parameters.items() if name != "user_id")
+    assert parameters["limit"]["schema"]["maximum"] == 100
+    assert parameters["status"]["schema"]["enum"] == ["all", "pending", "completed"]
+    priority = parameters["priority"]["schema"]["anyOf"][0]["$ref"].rsplit("/", 1)[-1]
+    assert spec["components"]["schemas"][priority]["enum"] == ["none", "low", "medium", "high"]
 
 
 @pytest.mark.parametrize("sort", ["-created", "created", "due", "-due", "priority", "-priority"])

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from server.api.params import parse_query, query_parameters
 from server.deps import TaskServiceDep
 from server.models import (
     Occurrences,
@@ -35,15 +36,12 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
     ) -> TaskPublic:
         return await tasks.create(body)
 
-    @router.get("")
+    @router.get("", openapi_extra=query_parameters(TaskQuery))
     @limited
     async def list_tasks(
-        request: Request,
-        response: Response,
-        tasks: TaskServiceDep,
-        query: Annotated[TaskQuery, Query()],
+        request: Request, response: Response, tasks: TaskServiceDep
     ) -> TasksPublic:
-        return await tasks.find(query)
+        return await tasks.find(parse_query(request, TaskQuery))
 
     @router.get("/{task_id}")
     @limited

@@ -13,10 +13,10 @@ from server.services.tasks import TaskService
 bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth or `todo-chat token`")
 
 
-async def current_user(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def current_user(request: Request, credentials: Credentials) -> str:
     try:
         if credentials is None:
             raise Unauthorized("missing bearer token")
@@ -40,7 +40,10 @@ async def path_user(user_id: str, current: CurrentUser) -> str:
     return current
 
 
-async def task_service(request: Request, user: CurrentUser) -> TaskService:
+async def task_service(request: Request, credentials: Credentials) -> TaskService:
+    # The user straight from the token, not through `CurrentUser`: each level of dependencies
+    # FastAPI solves costs about 3 % of a task listing's CPU.
+    user = await current_user(request, credentials)
     return TaskService(request.app.state.db, user, request.app.state.settings.default_timezone)
 
 

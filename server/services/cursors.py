@@ -12,13 +12,15 @@ from typing import Any
 from server.errors import InvalidInput
 from server.models import ID_MAX, id_in_range
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps makes one per call with these
+
 
 def encode(order: str, value: Any, last_id: int) -> str:
     if isinstance(value, Enum):
         value = getattr(value, "rank", value.value)
     if isinstance(value, datetime):
         value = {"dt": value.isoformat()}
-    raw = json.dumps([order, value, last_id], separators=(",", ":")).encode()
+    raw = _JSON.encode([order, value, last_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -73,6 +73,8 @@ _SORT_COLUMNS: dict[str, Any] = {
     "priority": _table.c.priority,
 }
 _ATTR = {"created": "created_at", "due": "due", "priority": "priority"}
+# A page of rows is validated in one call, not one call per row.
+_PAGE = TypeAdapter(list[TaskPublic])
 SORTS = tuple(f"{sign}{name}" for name in _SORT_COLUMNS for sign in ("", "-"))
 _COLUMNS = [_table.c[name] for name in TaskPublic.model_fields]
 
@@ -244,7 +246,7 @@ class TaskService:
         rows = await self.db.rows(
             statement, params, plan_per_call="pattern" in params or "tag" in params
         )
-        page = [TaskPublic.model_validate(row) for row in rows[: query.limit]]
+        page = _PAGE.validate_python(rows[: query.limit])
         count: int | None = None
         if counted:
             count = rows[0]["total"] if rows else 0

@@ -154,31 +154,17 @@ class ChatService:
         )
 
     @asynccontextmanager
-    async def running(self, turn: PreparedTurn) -> AsyncIterator[AgentRun]:
-        """The agent run of a turn, for the caller to consume `run.result.stream_events()`
-        inside the block. On leaving it the reply is stored and `run.answer` set; a failure
-        is recorded on the turn (with what its tool calls did) and raised as an `AppError`:
-        502 from the provider, 504 past the time limit, 503 without the database.
-        """
+    async def _guarded(self, turn: PreparedTurn) -> AsyncIterator[ToolJournal]:
+        """Around an agent run: its time limit and its tool journal. A failure is recorded on
+        the turn (with what its tool calls did) and raised as an `AppError`: 502 from the
+        provider, 504 past the time limit, 503 without the database."""
         journal = ToolJournal(list(turn.turn.done_before))
         # Set before the run starts: its tool calls run in tasks that inherit this context.
         token = current_journal.set(journal)
-        run = AgentRun(
-            Runner.run_streamed(
-                self._agent,
-                turn.input,  # type: ignore[arg-type]
-                context=turn.context,
-                run_config=self._run_config,
-                max_turns=MAX_TURNS,
-            )
-        )
         try:
             try:
                 async with asyncio.timeout(self._settings.agent_timeout):
-                    yield run
-                    run.answer = await self._finish(
-                        turn, str(run.result.final_output), tool_calls_of(run.result.new_items)
-                    )
+                    yield journal
             except (TimeoutError, APITimeoutError) as exc:
                 raise self._timeout_error(turn) from exc
             except (APIError, AgentsException) as exc:
@@ -188,21 +174,53 @@ class ChatService:
                     raise Unavailable() from exc
                 raise
         except BaseException:
-            # Also when the client hangs up. Stop the run, so that no tool keeps changing tasks
-            # for an answer nobody reads: a consumer that reads the run's events through
-            # tasks of its own (ChatKit's stream helper) does not stop it by going away.
-            run.result.cancel()
             await self._failed(turn, journal)
             raise
         finally:
             current_journal.reset(token)
 
+    @asynccontextmanager
+    async def running(self, turn: PreparedTurn) -> AsyncIterator[AgentRun]:
+        """The streamed agent run of a turn, for the caller to consume
+        `run.result.stream_events()` inside the block. On leaving it the reply is stored and
+        `run.answer` set; failures as in `_guarded`."""
+        async with self._guarded(turn):
+            run = AgentRun(
+                Runner.run_streamed(
+                    self._agent,
+                    turn.input,  # type: ignore[arg-type]
+                    context=turn.context,
+                    run_config=self._run_config,
+                    max_turns=MAX_TURNS,
+                )
+            )
+            try:
+                yield run
+            except BaseException:
+                # Also when the client hangs up. Stop the run, so that no tool keeps changing
+                # tasks for an answer nobody reads: a consumer that reads the run's events
+                # through tasks of its own (ChatKit's stream helper) does not stop it by going
+                # away.
+                run.result.cancel()
+                raise
+            run.answer = await self._finish(
+                turn, str(run.result.final_output), tool_calls_of(run.result.new_items)
+            )
+
     async def run(self, turn: PreparedTurn) -> ChatResponse:
-        async with self.running(turn) as run:
-            async for _ in run.result.stream_events():
-                pass
-        assert run.answer is not None
-        return run.answer
+        """The turn without streaming. The SDK's plain run does the same work as a streamed
+        one without making, queueing and reading an event for every step."""
+        async with self._guarded(turn):
+            result = await Runner.run(
+                self._agent,
+                turn.input,  # type: ignore[arg-type]
+                context=turn.context,
+                run_config=self._run_config,
+                max_turns=MAX_TURNS,
+            )
+            return await self._finish(
+                turn, str(result.final_output), tool_calls_of(result.new_items)
+            )
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs: conversation, delta, tool_call, tool_result, then done or error."""

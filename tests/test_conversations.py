@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+from sqlalchemy import select
 
+from server.database import Database
+from server.models import Message
+from server.services.conversations import ConversationService
 from server.settings import Settings
 from tests.conftest import client_for
 
@@ -144,3 +148,36 @@ async def test_alternate_turns_on_two_apps(
         answer = await say(second, alice, "mark it done", conversation_id)
         assert answer["response"] == 'Marked "Buy milk" (task #1) as done.'
         assert (await first.get("/api/tasks/1", headers=alice)).json()["completed"] is True
+
+
+async def test_a_reply_is_stored_with_its_turn_and_not_into_a_deleted_conversation(
+    database_url: str,
+) -> None:
+    # Closing a turn bumps the conversation and adds the reply together (on PostgreSQL in one
+    # statement): both or, when the conversation was deleted during the turn, neither.
+    db = Database(database_url)
+    alice, bob = ConversationService(db, "alice"), ConversationService(db, "bob")
+    try:
+        turn = await alice.open_turn(None, "add milk", window=20)
+        before = (await alice.get(turn.conversation_id)).updated_at
+        assert not await bob.close_turn(turn, "not bob's", []), "another user's conversation"
+        assert await alice.close_turn(
+            turn,
+            "Added milk.",
+            [{"name": "add_task", "arguments": {"title": "milk"}, "result": {"id": 1}}],
+        )
+        page = await alice.messages(turn.conversation_id, limit=10, cursor=None)
+        assert [(m.role, m.content) for m in page.data] == [
+            ("user", "add milk"),
+            ("assistant", "Added milk."),
+        ]
+        assert (await alice.get(turn.conversation_id)).updated_at > before
+
+        gone = await alice.open_turn(None, "add eggs", window=20)
+        await alice.delete(gone.conversation_id)
+        assert not await alice.close_turn(gone, "Added eggs.", [])
+        assert not await db.rows(
+            select(Message.__table__).where(Message.__table__.c.content == "Added eggs."), {}
+        )
+    finally:
+        await db.dispose()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, insert, select
+from sqlalchemy import Integer, String, bindparam, column, func, insert, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from server.database import Database, Transaction
 from server.models import Event, PortableJSON, TaskPublic, UTCDateTime, utcnow
@@ -35,11 +36,51 @@ _events = Event.__table__  # type: ignore[attr-defined]
 
 async def emit(tx: Transaction, kind: str, owner_id: str, task: TaskPublic, **extra: Any) -> None:
     """Write one event within the change's transaction."""
-    now = utcnow()
-    data = {"task": task.model_dump(mode="json"), **extra}
-    await tx.rows(
-        _EMIT, {"owner": owner_id, "type": kind, "task_id": task.id, "data": data, "now": now}
+    params = {"owner": owner_id, "type": kind, "task_id": task.id, "now": utcnow()}
+    await tx.rows(_EMIT, {**params, "data": event_data(task, **extra)})
+
+
+def event_data(task: TaskPublic, **extra: Any) -> dict[str, Any]:
+    return {"task": task.model_dump(mode="json"), **extra}
+
+
+def with_events(write: Any) -> Any:
+    """PostgreSQL: a task's write (an INSERT or UPDATE ... RETURNING the task) and its events
+    as one statement, so one round trip with no BEGIN and COMMIT, and still all or nothing.
+
+    The events are bound as `events`, a JSON list of {"type", "data"} (see `event_data`), and
+    written in that order. Each event's task id is set from the written row: a new task's
+    events are made before it has one. When the write touches no row, no event is written.
+    """
+    written = write.cte("written")
+    listed = (
+        func.jsonb_array_elements(bindparam("events", type_=JSONB))
+        .table_valued(column("value", JSONB), with_ordinality="n")
+        .render_derived()
+        .alias("listed")
     )
+    data = func.jsonb_set(
+        listed.c.value.op("->")(literal("data")),
+        literal(["task", "id"], ARRAY(String())),
+        func.to_jsonb(written.c.id),
+        type_=JSONB,
+    )
+    emitted = insert(_events).from_select(
+        ["owner_id", "type", "task_id", "data", "created_at", "attempts", "next_attempt_at"],
+        select(
+            written.c.owner_id,
+            listed.c.value.op("->>")(literal("type")),
+            written.c.id,
+            data,
+            _NOW,
+            literal(0),
+            _NOW,
+        )
+        .select_from(written)
+        .join(listed, true())
+        .order_by(listed.c.n),
+    )
+    return select(written).add_cte(emitted.cte("emitted"))
 
 
 def payload(row: dict[str, Any]) -> dict[str, Any]:
@@ -66,14 +107,15 @@ async def latest_id(db: Database, owner_id: str) -> int:
     return int(rows[0]["id"]) if rows else 0
 
 
+_NOW = bindparam("now", type_=UTCDateTime())
 _EMIT = insert(_events).values(
     owner_id=bindparam("owner", type_=String()),
     type=bindparam("type", type_=String()),
     task_id=bindparam("task_id", type_=Integer()),
     data=bindparam("data", type_=PortableJSON),
-    created_at=bindparam("now", type_=UTCDateTime()),
+    created_at=_NOW,
     attempts=0,
-    next_attempt_at=bindparam("now", type_=UTCDateTime()),
+    next_attempt_at=_NOW,
 )
 _COLUMNS = [_events.c[name] for name in ("id", "owner_id", "type", "data", "created_at")]
 _SINCE = (

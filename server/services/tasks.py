@@ -9,7 +9,7 @@ complete and delete cannot trip over each other.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -58,7 +58,7 @@ from server.models import (
 )
 from server.recurrence import describe, from_phrase, next_after, upcoming
 from server.services import cursors
-from server.services.events import emit
+from server.services.events import emit, event_data, with_events
 
 Status = Literal["all", "pending", "completed"]
 MAX_PAGE = 100
@@ -114,8 +114,21 @@ class TaskService:
         # Left out and null are the same for a new task.
         changes = data.model_dump(exclude_none=True, exclude={"priority"})
         values = self._plan(_NEW, changes | {"priority": data.priority}, None, utcnow())
+        params = {**_blank(values), "owner": self.owner_id}
+        if self.db.is_postgres and not values.get("recurrence"):
+            # The task and its event in one statement; the event is the task as it is written.
+            written = {name: params[f"v_{name}"] for name in _WRITTEN}
+            expected = _as_stored(
+                _NEW | written | {"id": 0, "created_at": params["now"], "updated_at": params["now"]}
+            )
+            event = {
+                "type": "task.created",
+                "data": event_data(TaskPublic.model_validate(expected)),
+            }
+            rows = await self.db.rows(_CREATE_WITH_EVENT, {**params, "events": [event]})
+            return TaskPublic.model_validate(rows[0])
         async with self.db.transaction() as tx:
-            row = await tx.one(_CREATE, {**_blank(values), "owner": self.owner_id})
+            row = await tx.one(_CREATE, params)
             assert row is not None
             if values.get("recurrence"):
                 # A series is named after its first task.
@@ -401,6 +414,11 @@ class TaskService:
         return {"task_id": task_id, "owner": self.owner_id}
 
 
+def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the database gives it back: timestamps in UTC."""
+    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
 def _blank(values: dict[str, Any]) -> dict[str, Any]:
     """Every column of a new task as a bindparam value."""
     return {f"v_{name}": values.get(name, _NEW[name]) for name in _WRITTEN} | {"now": utcnow()}
@@ -464,6 +482,7 @@ _CREATE = (
     )
     .returning(*_ALL)
 )
+_CREATE_WITH_EVENT = with_events(_CREATE)
 _START_SERIES = (
     update(_table)
     .where(_OWNED_TASK)

@@ -145,6 +145,31 @@ async def test_racing_completes_make_one_next_occurrence(
         assert kinds.count("task.completed") == 1 and kinds.count("task.occurrence_created") == 1
 
 
+async def test_racing_changes_of_one_task_each_apply_once(
+    settings: Settings, clean_database: None, alice: H
+) -> None:
+    # Each toggle flips what the task is when it applies. A change decided from a version that
+    # another change replaced in between must be decided again (on PostgreSQL it is written
+    # only if the row is still the version it read), or a flip is lost.
+    async with client_for(settings) as one, client_for(settings) as two:
+        task = (await one.post("/api/tasks", json={"title": "Flip"}, headers=alice)).json()
+        path = f"/api/alice/tasks/{task['id']}/complete"
+        renames = [
+            c.patch(f"/api/tasks/{task['id']}", json={"title": f"Flip {n}"}, headers=alice)
+            for n, c in enumerate((one, two) * 3)
+        ]
+        results = await asyncio.gather(
+            *(c.patch(path, headers=alice) for c in (one, two) * 6), *renames
+        )
+        assert {r.status_code for r in results} == {200}
+        final = (await one.get(f"/api/tasks/{task['id']}", headers=alice)).json()
+    kinds = [e["type"] for e in await _events(settings, "alice")]
+    assert kinds.count("task.completed") == 6 and kinds.count("task.reopened") == 6
+    assert kinds.count("task.updated") == 6 and final["completed"] is False
+    flips = [k for k in kinds if k in ("task.completed", "task.reopened")]
+    assert flips == ["task.completed", "task.reopened"] * 6, "each flip from the one before"
+
+
 async def test_stop_skip_and_delete_the_series(client: httpx.AsyncClient, alice: H) -> None:
     body = {"title": "Standup", "due": soon(3600), "recurrence": "every weekday"}
     first = (await client.post("/api/tasks", json=body, headers=alice)).json()

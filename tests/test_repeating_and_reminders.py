@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,7 @@ async def _events(settings: Settings, user: str) -> list[dict[str, Any]]:
 
 
 async def test_every_change_has_its_event_and_a_rolled_back_one_none(
-    settings: Settings, client: httpx.AsyncClient, alice: H, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, client: httpx.AsyncClient, alice: H
 ) -> None:
     task = (await client.post("/api/tasks", json={"title": "Buy milk"}, headers=alice)).json()
     path = f"/api/tasks/{task['id']}"
@@ -257,18 +258,9 @@ async def test_every_change_has_its_event_and_a_rolled_back_one_none(
 
     # A change whose event cannot be written does not happen either.
     other = (await client.post("/api/tasks", json={"title": "Call mom"}, headers=alice)).json()
-
-    async def broken(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("the outbox write failed")
-
-    monkeypatch.setattr("server.services.tasks.emit", broken)
-    db = Database(settings.database_url)
-    try:
-        with pytest.raises(RuntimeError):
+    async with refusing_events(settings) as db:
+        with pytest.raises(Exception, match="refuse_all"):
             await TaskService(db, "alice").set_completed(other["id"], True)
-    finally:
-        await db.dispose()
-    monkeypatch.undo()
     again = (await client.get(f"/api/tasks/{other['id']}", headers=alice)).json()
     assert again["completed"] is False
     assert [e["type"] for e in await _events(settings, "alice")][-1] == "task.created"
@@ -307,6 +299,15 @@ async def test_an_event_carries_the_task_as_the_api_answered_it(
 async def test_a_task_whose_event_the_database_refuses_is_not_made(
     settings: Settings, client: httpx.AsyncClient, alice: H
 ) -> None:
+    async with refusing_events(settings) as db:
+        with pytest.raises(Exception, match="refuse_all"):
+            await TaskService(db, "alice").create(TaskCreate(title="Never"))
+    assert (await client.get("/api/tasks", headers=alice)).json()["data"] == []
+
+
+@asynccontextmanager
+async def refusing_events(settings: Settings) -> AsyncIterator[Database]:
+    """A database whose events table refuses every new row, as a failing outbox write."""
     db = Database(settings.database_url)
     if db.is_postgres:
         refuse = "ALTER TABLE events ADD CONSTRAINT refuse_all CHECK (false) NOT VALID"
@@ -320,13 +321,11 @@ async def test_a_task_whose_event_the_database_refuses_is_not_made(
     async with db.engine.begin() as connection:
         await connection.exec_driver_sql(refuse)
     try:
-        with pytest.raises(Exception, match="refuse_all"):
-            await TaskService(db, "alice").create(TaskCreate(title="Never"))
+        yield db
     finally:
         async with db.engine.begin() as connection:
             await connection.exec_driver_sql(allow)
         await db.dispose()
-    assert (await client.get("/api/tasks", headers=alice)).json()["data"] == []
 
 
 async def test_the_event_stream_is_live_across_processes_and_resumes(

@@ -1,10 +1,10 @@
 """The task service: every rule about tasks, shared by REST, MCP and chat.
 
 Every statement filters by owner, so another user's task is simply not found. A read is one
-statement. A change is one transaction: the task is locked, the change written, and its events
-written to the outbox (`events.py`), so a change and its event commit together or not at all.
-A task that vanishes between two requests is "not found", never half-updated, and a concurrent
-complete and delete cannot trip over each other.
+statement. A change is written together with its events in the outbox (`events.py`), so both
+commit or neither: on PostgreSQL in one statement (see `_change`), otherwise in a transaction
+that locks the task first. A task that vanishes between two requests is "not found", never
+half-updated, and a concurrent complete and delete cannot trip over each other.
 """
 
 from __future__ import annotations

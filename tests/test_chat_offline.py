@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+
+from tests.conftest import auth
+from tests.test_chat_openai import sse_events
 
 H = dict[str, str]
 
@@ -178,3 +182,42 @@ async def test_help_and_not_understood(chat: Chat) -> None:
 async def test_it_without_a_previous_task_asks(chat: Chat) -> None:
     answer = await chat.say("mark it done")
     assert "Which task do you mean?" in answer["response"]
+
+
+async def test_a_turn_reads_the_same_streamed_or_not(client: httpx.AsyncClient) -> None:
+    """Without streaming, the offline model's reply after a tool call is written without a
+    second model call; it must say what the streamed turn, which makes that call, says."""
+    script = [
+        "add buy milk",
+        "add milk, eggs and bread",
+        "what's pending?",
+        "complete the eggs task",
+        "find milk",
+        "make it high priority",
+        "delete task 999999",
+        "tag the bread task with shop",
+        "show me all my tasks",
+    ]
+
+    async def plain(chat: Chat, message: str) -> dict[str, Any]:
+        return await chat.say(message)
+
+    async def streamed(chat: Chat, message: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": message, "conversation_id": chat.conversation_id}
+        headers = {**chat.headers, "Accept": "text/event-stream"}
+        response = await client.post("/api/chat", json=body, headers=headers)
+        event, answer = sse_events(response.text)[-1]
+        assert event == "done", answer
+        chat.conversation_id = answer["conversation_id"]
+        return dict(answer)
+
+    def shape(answer: dict[str, Any]) -> tuple[str, list[str]]:
+        # Task ids are numbered across users: compare the words around them.
+        return re.sub(r"#\d+", "#N", answer["response"]), [
+            call["name"] for call in answer["tool_calls"]
+        ]
+
+    one, other = Chat(client, auth("plain-user")), Chat(client, auth("streaming-user"))
+    for message in script:
+        assert shape(await plain(one, message)) == shape(await streamed(other, message)), message
+    assert [t["title"] for t in await one.tasks()] == [t["title"] for t in await other.tasks()]

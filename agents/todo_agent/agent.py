@@ -16,7 +16,7 @@ from agents import (
 )
 from server.settings import Settings
 from todo_agent.mcp_bridge import ChatContext, InProcessTaskTools
-from todo_agent.offline import OfflineModel
+from todo_agent.offline import OfflineModel, reply_after_tools
 
 INSTRUCTIONS = """\
 You are a todo assistant. You manage the user's todo list with the task tools, and nothing else.
@@ -78,3 +78,11 @@ def build_agent(tools: InProcessTaskTools, model: Model) -> Agent[ChatContext]:
     return TodoAgent(
         name="Todo assistant", instructions=instructions_for, mcp_servers=[tools], model=model
     )
+
+
+def for_plain_runs(agent: Agent[ChatContext]) -> Agent[ChatContext]:
+    """The agent for runs that do not stream. With the offline model, the reply after a
+    turn's tool call is written without another model call (`offline.reply_after_tools`)."""
+    if isinstance(agent.model, OfflineModel):
+        return agent.clone(tool_use_behavior=reply_after_tools)
+    return agent

@@ -33,6 +33,7 @@ from server.errors import (
 from server.models import ChatRequest, ChatResponse, ToolCallRecord
 from server.services.conversations import ConversationService, OpenTurn
 from server.settings import Settings
+from todo_agent.agent import for_plain_runs
 from todo_agent.mcp_bridge import ChatContext, ToolJournal, current_journal
 from todo_agent.tool_output import parse_tool_output
 
@@ -87,6 +88,7 @@ class ChatService:
         self._agent = agent
         set_tracing_disabled(not settings.agent_tracing)
         self._run_config = RunConfig(tracing_disabled=not settings.agent_tracing)
+        self._plain_agent = for_plain_runs(agent)
 
     async def prepare(self, user_id: str, request: ChatRequest) -> PreparedTurn:
         """Check the request, store the user's message, and build the model's input."""
@@ -212,7 +214,7 @@ class ChatService:
         one without making, queueing and reading an event for every step."""
         async with self._guarded(turn):
             result = await Runner.run(
-                self._agent,
+                self._plain_agent,
                 turn.input,  # type: ignore[arg-type]
                 context=turn.context,
                 run_config=self._run_config,

@@ -23,6 +23,7 @@ from agents.items import (
     TResponseStreamEvent,
 )
 from agents.models.interface import Model
+from agents.tool import FunctionToolResult
 from agents.usage import Usage
 from openai.types.responses import (
     Response,
@@ -38,8 +39,10 @@ from openai.types.responses import (
     ResponseTextDoneEvent,
 )
 
+from agents import RunContextWrapper, ToolsToFinalOutputResult
 from todo_agent.intents import ACTIONS, Intent, TaskRef, understand
 from todo_agent.matching import find
+from todo_agent.mcp_bridge import ChatContext
 from todo_agent.tool_output import content_text, parse_tool_output
 
 HELP = """\
@@ -99,21 +102,28 @@ def read_turn(items: list[TResponseInputItem], instructions: str | None = None) 
             arguments = json.loads(item.get("arguments") or "{}")
             calls[item["call_id"]] = ToolStep(item["name"], arguments, None, None)
         elif item.get("type") == "function_call_output" and item.get("call_id") in calls:
-            step = calls[item["call_id"]]
-            result = parse_tool_output(item.get("output"))
-            if set(result) == {"error"}:
-                step.error = str(result["error"])
-            else:
-                step.result = result
+            _take_output(calls[item["call_id"]], item.get("output"))
     message = content_text(dicts[last_user].get("content"))
     return Turn(message, list(calls.values()), history, _timezone(instructions))
+
+
+def _take_output(step: ToolStep, output: Any) -> None:
+    result = parse_tool_output(output)
+    if set(result) == {"error"}:
+        step.error = str(result["error"])
+    else:
+        step.result = result
 
 
 def _timezone(instructions: str | None) -> ZoneInfo:
     """The agent's instructions end with the user's timezone (see `agent.instructions_for`)."""
     found = _TIMEZONE.search(instructions or "")
+    return _zone(found[1]) if found else UTC_ZONE
+
+
+def _zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(found[1]) if found else UTC_ZONE
+        return ZoneInfo(name)
     except (ValueError, KeyError):
         return UTC_ZONE
 
@@ -426,6 +436,37 @@ def _act(intent: Intent, turn: Turn, done: list[ToolStep]) -> Call | str:
     return _action_call(intent, task["id"], task)
 
 
+# ---------------------------------------------------------------- replying without a call
+
+
+_CALL_AGAIN = ToolsToFinalOutputResult(is_final_output=False)
+
+
+def reply_after_tools(
+    run: RunContextWrapper[ChatContext], results: list[FunctionToolResult]
+) -> ToolsToFinalOutputResult:
+    """The agent's `tool_use_behavior` for runs that do not stream: after the first tool call
+    of a turn, the reply the offline model's next call would write, without that call.
+
+    A real model must see the tool's result to answer; this model's answer is a function of
+    the message and the results, and the SDK's round for a model call costs as much as the
+    rest of the turn. A turn that needs more calls (a lookup, then the change; a list of
+    tasks to add) goes back to the model as usual. Streamed runs keep the model call, whose
+    events carry the reply word by word."""
+    if run.usage.requests != 1 or len(results) != 1:
+        return _CALL_AGAIN
+    turn = replace(read_turn(run.turn_input), timezone=_zone(run.context.timezone))
+    first = decide(turn)
+    if not isinstance(first, Call) or first.name != results[0].tool.name:
+        return _CALL_AGAIN
+    step = ToolStep(first.name, first.arguments, None, None)
+    _take_output(step, results[0].output)
+    reply = decide(replace(turn, steps=[step]))
+    if not isinstance(reply, str):
+        return _CALL_AGAIN
+    return ToolsToFinalOutputResult(is_final_output=True, final_output=reply)
+
+
 # ---------------------------------------------------------------- the Model interface
 
 
@@ -501,7 +542,7 @@ class OfflineModel(Model):
     ) -> ModelResponse:
         return ModelResponse(
             output=_output(self._respond(system_instructions, input)),
-            usage=Usage(),
+            usage=Usage(requests=1),
             response_id=None,
         )
 

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from server.app import create_app
 from server.database import Database
 from server.jobs import _CLAIM_REMINDERS, Jobs
-from server.models import TaskCreate
+from server.models import TaskCreate, TaskUpdate
 from server.services import events as outbox
 from server.services.tasks import TaskService
 from server.settings import Settings
@@ -283,12 +283,17 @@ async def test_an_event_carries_the_task_as_the_api_answered_it(
     plain = (await client.post("/api/tasks", json={"title": "Milk"}, headers=alice)).json()
     path = f"/api/tasks/{created['id']}"
     changed = (await client.patch(path, json={"tags": []}, headers=alice)).json()
+    renamed = {"title": "Dentist at 9", "priority": "low", "description": None}
+    both = (await client.patch(path, json=renamed, headers=alice)).json()
+    same = await client.patch(path, json={"title": "Dentist at 9"}, headers=alice)  # no event
+    assert same.status_code == 200 and same.json() == both
     done = (await client.post(f"{path}/complete", headers=alice)).json()
     events = [(e["type"], e["task"]) for e in await _events(settings, "alice")]
     assert events == [
         ("task.created", created),
         ("task.created", plain),
         ("task.updated", changed),
+        ("task.updated", both),
         ("task.completed", done),
     ]
     assert (
@@ -303,6 +308,36 @@ async def test_a_task_whose_event_the_database_refuses_is_not_made(
         with pytest.raises(Exception, match="refuse_all"):
             await TaskService(db, "alice").create(TaskCreate(title="Never"))
     assert (await client.get("/api/tasks", headers=alice)).json()["data"] == []
+    task = (await client.post("/api/tasks", json={"title": "Milk"}, headers=alice)).json()
+    async with refusing_events(settings) as db:
+        with pytest.raises(Exception, match="refuse_all"):
+            await TaskService(db, "alice").update(task["id"], TaskUpdate(title="Oat milk"))
+    assert (await client.get(f"/api/tasks/{task['id']}", headers=alice)).json() == task
+
+
+async def test_an_event_stored_as_its_row_reads_as_the_task_in_any_session_zone(
+    settings: Settings, client: httpx.AsyncClient, alice: H
+) -> None:
+    """A change written in one statement stores its row as PostgreSQL's `to_jsonb` renders
+    it, which writes timestamps in the session's zone; delivered, it is the API's task."""
+    db = Database(settings.database_url)
+    if not db.is_postgres:
+        await db.dispose()
+        pytest.skip("only PostgreSQL writes an event from the row")
+    body = {"title": "Dentist", "due": "2027-03-01T09:30:00+01:00", "remind_before": 45}
+    task = (await client.post("/api/tasks", json=body, headers=alice)).json()
+    try:
+        async with db.engine.connect() as connection:
+            await connection.exec_driver_sql("SET TIME ZONE 'Asia/Tokyo'")
+            result = await connection.exec_driver_sql(
+                f"SELECT to_jsonb(tasks) FROM tasks WHERE id = {int(task['id'])}"
+            )
+            row = result.scalar_one()
+    finally:
+        await db.dispose()
+    assert row["due"].endswith("+09:00") and row["priority"] == 0
+    stored = {"id": 1, "type": "task.updated", "owner_id": "alice", "data": {"row": row}}
+    assert outbox.payload(stored | {"created_at": datetime.now(UTC)})["task"] == task
 
 
 @asynccontextmanager

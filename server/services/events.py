@@ -10,17 +10,32 @@ Every event reads, as JSON:
 Types: task.created, task.updated, task.completed, task.reopened, task.deleted (the task as
 it was), task.occurrence_created (the next occurrence of a repeating task), and
 reminder.due (with "remind_at" and "late": true when sent after the server was down).
+
+Stored, an event's data is what it delivers, but for a change whose new row only PostgreSQL
+knew (see `with_events`): that one keeps the row, and `payload` makes the task of it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, column, func, insert, literal, select, true
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from server.database import Database, Transaction
-from server.models import Event, PortableJSON, TaskPublic, UTCDateTime, utcnow
+from server.models import Event, PortableJSON, Task, TaskPublic, UTCDateTime, utcnow
 
 EVENT_TYPES = (
     "task.created",
@@ -32,6 +47,11 @@ EVENT_TYPES = (
     "reminder.due",
 )
 _events = Event.__table__  # type: ignore[attr-defined]
+_TIMES = {
+    c.name
+    for c in Task.__table__.columns  # type: ignore[attr-defined]
+    if isinstance(c.type, UTCDateTime)
+}
 
 
 async def emit(tx: Transaction, kind: str, owner_id: str, task: TaskPublic, **extra: Any) -> None:
@@ -44,13 +64,16 @@ def event_data(task: TaskPublic, **extra: Any) -> dict[str, Any]:
     return {"task": task.model_dump(mode="json"), **extra}
 
 
-def with_events(write: Any) -> Any:
+def with_events(write: Any, *, from_row: bool = False) -> Any:
     """PostgreSQL: a task's write (an INSERT or UPDATE ... RETURNING the task) and its events
     as one statement, so one round trip with no BEGIN and COMMIT, and still all or nothing.
 
     The events are bound as `events`, a JSON list of {"type", "data"} (see `event_data`), and
     written in that order. Each event's task id is set from the written row: a new task's
     events are made before it has one. When the write touches no row, no event is written.
+
+    `from_row`: each event's data is the written row itself, {"row": ...}, for a change whose
+    result is known only to the database (`payload` turns it into the task at delivery).
     """
     written = write.cte("written")
     listed = (
@@ -59,12 +82,16 @@ def with_events(write: Any) -> Any:
         .render_derived()
         .alias("listed")
     )
-    data = func.jsonb_set(
-        listed.c.value.op("->")(literal("data")),
-        literal(["task", "id"], ARRAY(String())),
-        func.to_jsonb(written.c.id),
-        type_=JSONB,
-    )
+    if from_row:
+        whole_row = func.to_jsonb(literal_column(written.name))
+        data = func.jsonb_build_object(literal_column("'row'"), whole_row, type_=JSONB)
+    else:
+        data = func.jsonb_set(
+            listed.c.value.op("->")(literal("data")),
+            literal(["task", "id"], ARRAY(String())),
+            func.to_jsonb(written.c.id),
+            type_=JSONB,
+        )
     emitted = insert(_events).from_select(
         ["owner_id", "type", "task_id", "data", "created_at", "attempts", "next_attempt_at"],
         select(
@@ -86,13 +113,26 @@ def with_events(write: Any) -> Any:
 def payload(row: dict[str, Any]) -> dict[str, Any]:
     """An event row as it is delivered."""
     created = row["created_at"].isoformat().replace("+00:00", "Z")
+    data = row["data"]
+    if "row" in data:
+        data = {"task": _task_from_row(data["row"])}
     return {
         "id": row["id"],
         "type": row["type"],
         "created_at": created,
         "user_id": row["owner_id"],
-        **row["data"],
+        **data,
     }
+
+
+def _task_from_row(stored: dict[str, Any]) -> dict[str, Any]:
+    """A task's row as PostgreSQL's `to_jsonb` wrote it (timestamps in the session's zone,
+    priority as its rank), as the API shows the task."""
+    values = {
+        name: datetime.fromisoformat(value).astimezone(UTC) if name in _TIMES and value else value
+        for name, value in stored.items()
+    }
+    return TaskPublic.model_validate(values).model_dump(mode="json")
 
 
 async def since(

@@ -281,8 +281,9 @@ class TaskService:
         On PostgreSQL the task is read, the new values decided, and the change and its events
         written in one statement that applies only if the row is still the version that was
         read (its `xmin`); if another change came in between, it is read and decided again.
-        That is two round trips instead of a five-round-trip locking transaction. Completing
-        a repeating task, which also makes the next occurrence, takes the locking path.
+        That is two round trips instead of a five-round-trip locking transaction. A change of
+        plain fields needs no read at all (`_change_plain`). Completing a repeating task, which
+        also makes the next occurrence, takes the locking path.
         """
         if not id_in_range(task_id):
             raise _not_found(task_id)

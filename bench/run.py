@@ -179,7 +179,8 @@ def server(command: list[str], port: int, env: dict[str, str], health: str) -> I
 
 
 def row(name: str, result: Result, share: float | None = None) -> str:
-    ratio = f"{share:.0%}" if share is not None else ""
+    # One decimal: the chat turn's share is a few percent, where rounding would hide a third.
+    ratio = f"{share:.1%}" if share is not None else ""
     return (
         f"| {name} | {result.concurrency} | {result.rps:,.0f} | {ratio} | "
         f"{result.percentile(50):.1f} | {result.percentile(95):.1f} | "

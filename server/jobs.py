@@ -28,7 +28,7 @@ from standardwebhooks import Webhook
 
 from server.database import Database
 from server.errors import database_unavailable
-from server.models import Event, Task, TaskPublic, UTCDateTime, utcnow
+from server.models import Event, Task, UTCDateTime, utcnow
 from server.services.events import emit, payload
 from server.settings import Settings
 
@@ -91,10 +91,7 @@ class Jobs:
                     continue  # sent by another process after all, changed, or completed
                 late = now - row["remind_at"] > LATE_AFTER
                 remind_at = row["remind_at"].isoformat().replace("+00:00", "Z")
-                task = TaskPublic.model_validate(row)
-                await emit(
-                    tx, "reminder.due", row["owner_id"], task, remind_at=remind_at, late=late
-                )
+                await emit(tx, "reminder.due", row, remind_at=remind_at, late=late)
                 sent += 1
         return sent
 

@@ -30,8 +30,8 @@ from server.database import Database
 from server.jobs import _CLAIM_REMINDERS, Jobs
 from server.models import TaskCreate, TaskUpdate
 from server.services import events as outbox
-from server.services.tasks import TaskService
 from server.settings import Settings
+from server.tasks import TaskService
 from tests.conftest import client_for
 from tests.live import served
 

@@ -39,7 +39,7 @@ from chatkit.types import (
 from server.database import Database
 from server.errors import InvalidInput, NotFound
 from server.services.conversations import ConversationService
-from server.services.tasks import MAX_PAGE, TaskService
+from server.tasks import MAX_PAGE, TaskService
 from todo_agent.chat import PreparedTurn
 from todo_agent.task_widget import listed_task_ids, task_widget
 from todo_agent.tool_output import describe_call
@@ -210,7 +210,10 @@ class ConversationStore(Store[KitContext]):
     ) -> list[ThreadItem]:
         listed = {row["id"]: listed_task_ids(row["tool_calls"]) for row in rows}
         wanted = [task_id for ids in listed.values() for task_id in ids]
-        tasks = {t.id: t for t in await TaskService(self.db, context.user_id).many(wanted)}
+        tasks = {
+            t.id: t
+            for t in await TaskService(self.db, context.user_id, context.timezone).many(wanted)
+        }
         items: list[ThreadItem] = []
         for row in rows:
             at: dict[str, Any] = {"thread_id": thread_id, "created_at": row["created_at"]}

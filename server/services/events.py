@@ -11,8 +11,9 @@ Types: task.created, task.updated, task.completed, task.reopened, task.deleted (
 it was), task.occurrence_created (the next occurrence of a repeating task), and
 reminder.due (with "remind_at" and "late": true when sent after the server was down).
 
-Stored, an event's data is what it delivers, but for a change whose new row only PostgreSQL
-knew (see `with_events`): that one keeps the row, and `payload` makes the task of it.
+Stored, an event keeps the task's row as it was written, {"row": ...} (with any extra fields
+beside it), whoever wrote it: Python (`emit`) or PostgreSQL in the change's own statement
+(`with_events`). `payload` makes the API's task of it at delivery.
 """
 
 from __future__ import annotations
@@ -32,20 +33,11 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 
 from server.database import Database, Transaction
 from server.models import Event, PortableJSON, Task, TaskPublic, UTCDateTime, utcnow
 
-EVENT_TYPES = (
-    "task.created",
-    "task.updated",
-    "task.completed",
-    "task.reopened",
-    "task.deleted",
-    "task.occurrence_created",
-    "reminder.due",
-)
 _events = Event.__table__  # type: ignore[attr-defined]
 _TIMES = {
     c.name
@@ -54,26 +46,18 @@ _TIMES = {
 }
 
 
-async def emit(tx: Transaction, kind: str, owner_id: str, task: TaskPublic, **extra: Any) -> None:
-    """Write one event within the change's transaction."""
-    params = {"owner": owner_id, "type": kind, "task_id": task.id, "now": utcnow()}
-    await tx.rows(_EMIT, {**params, "data": event_data(task, **extra)})
+async def emit(tx: Transaction, kind: str, row: dict[str, Any], **extra: Any) -> None:
+    """Write one event about the task `row` (as written) within the change's transaction."""
+    params = {"owner": row["owner_id"], "type": kind, "task_id": row["id"], "now": utcnow()}
+    await tx.rows(_EMIT, {**params, "data": {"row": _as_json(row), **extra}})
 
 
-def event_data(task: TaskPublic, **extra: Any) -> dict[str, Any]:
-    return {"task": task.model_dump(mode="json"), **extra}
-
-
-def with_events(write: Any, *, from_row: bool = False) -> Any:
+def with_events(write: Any) -> Any:
     """PostgreSQL: a task's write (an INSERT or UPDATE ... RETURNING the task) and its events
     as one statement, so one round trip with no BEGIN and COMMIT, and still all or nothing.
 
-    The events are bound as `events`, a JSON list of {"type", "data"} (see `event_data`), and
-    written in that order. Each event's task id is set from the written row: a new task's
-    events are made before it has one. When the write touches no row, no event is written.
-
-    `from_row`: each event's data is the written row itself, {"row": ...}, for a change whose
-    result is known only to the database (`payload` turns it into the task at delivery).
+    The events are bound as `events`, a JSON list of {"type": ...}, and written in that order,
+    each with the row as written. When the write touches no row, no event is written.
     """
     written = write.cte("written")
     listed = (
@@ -82,16 +66,8 @@ def with_events(write: Any, *, from_row: bool = False) -> Any:
         .render_derived()
         .alias("listed")
     )
-    if from_row:
-        whole_row = func.to_jsonb(literal_column(written.name))
-        data = func.jsonb_build_object(literal_column("'row'"), whole_row, type_=JSONB)
-    else:
-        data = func.jsonb_set(
-            listed.c.value.op("->")(literal("data")),
-            literal(["task", "id"], ARRAY(String())),
-            func.to_jsonb(written.c.id),
-            type_=JSONB,
-        )
+    whole_row = func.to_jsonb(literal_column(written.name))
+    data = func.jsonb_build_object(literal_column("'row'"), whole_row, type_=JSONB)
     emitted = insert(_events).from_select(
         ["owner_id", "type", "task_id", "data", "created_at", "attempts", "next_attempt_at"],
         select(
@@ -113,9 +89,10 @@ def with_events(write: Any, *, from_row: bool = False) -> Any:
 def payload(row: dict[str, Any]) -> dict[str, Any]:
     """An event row as it is delivered."""
     created = row["created_at"].isoformat().replace("+00:00", "Z")
-    data = row["data"]
+    data = dict(row["data"])
+    # Events written before rows were kept hold the API's task itself, and pass as they are.
     if "row" in data:
-        data = {"task": _task_from_row(data["row"])}
+        data = {"task": _task_from_row(data.pop("row")), **data}
     return {
         "id": row["id"],
         "type": row["type"],
@@ -125,9 +102,13 @@ def payload(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in row.items()}
+
+
 def _task_from_row(stored: dict[str, Any]) -> dict[str, Any]:
-    """A task's row as PostgreSQL's `to_jsonb` wrote it (timestamps in the session's zone,
-    priority as its rank), as the API shows the task."""
+    """A task's row as stored (timestamps in ISO form, in PostgreSQL's session zone when
+    `to_jsonb` wrote them; priority as its rank), as the API shows the task."""
     values = {
         name: datetime.fromisoformat(value).astimezone(UTC) if name in _TIMES and value else value
         for name, value in stored.items()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, time
-from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
 
 from dateparser.date import DateDataParser
+
+from server.timezones import zone
 
 # A phrase that names a day but no time ("tomorrow", "friday", "in 3 days", "dec 5") means
 # this time of day in the user's timezone, not the current time of day or midnight.
@@ -17,20 +17,6 @@ _SAYS_A_TIME = re.compile(
     r"|morning|afternoon|evening|\bnow\b|hours?\b|minutes?\b|mins?\b|\bh\b",
     re.IGNORECASE,
 )
-
-
-@cache
-def _zone_names() -> frozenset[str]:
-    # "Factory" is tzdata's placeholder zone, not a place: no date library handles it.
-    return frozenset(available_timezones() - {"Factory"})
-
-
-def zone(name: str) -> ZoneInfo:
-    """The named IANA zone. Only real zone names pass: not a folder of the zone database
-    ("Europe"), not a file path, not tzdata's placeholder."""
-    if name not in _zone_names() and name != "UTC":
-        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Paris")
-    return ZoneInfo(name)
 
 
 def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datetime:

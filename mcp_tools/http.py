@@ -11,7 +11,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_tools.identity import MCPTokenVerifier, user_from_access_token
 from mcp_tools.server import build_mcp_server
@@ -104,7 +104,7 @@ class RateLimitedMCP:
             )
             await refusal(scope, receive, send)
             return
-        if not self.limits.limiter.enabled:
+        if not self.limits.enabled:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
@@ -118,27 +118,17 @@ class RateLimitedMCP:
             await unavailable(scope, receive, send)
             return
         body, receive = await _buffered(receive)
-        headers: dict[str, str] = {}
         try:
             if claims is None:
-                await self.limits.check_anonymous(request)
+                await self.limits.spend(request, "anonymous")
             elif COUNTED_METHODS & _methods(body):
                 request.state.user_id = claims["sub"]
-                headers = await self.limits.check_mcp(request)
+                await self.limits.spend(request, "mcp")
         except RateLimitExceeded as exc:
             response = await rate_limited(request, exc)
             await response(scope, receive, send)
             return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((name.lower().encode(), value.encode()) for name, value in headers.items()),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

@@ -15,7 +15,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.routing import Route
 
 from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_metadata
-from mcp_tools.identity import user_from_server_meta
+from mcp_tools.identity import turn_from_server_meta, user_from_server_meta
 from mcp_tools.server import build_mcp_server
 from server import web
 from server.api import chat, chatkit, conversations, events, health, tasks
@@ -25,7 +25,7 @@ from server.deps import path_user
 from server.http import BodySizeLimit, LastResort, install_error_handlers
 from server.jobs import Jobs
 from server.models import API_ERRORS
-from server.ratelimit import RateLimits, rate_limited
+from server.ratelimit import RateLimitHeaders, RateLimits, rate_limited
 from server.settings import Settings
 from todo_agent.agent import build_agent, build_model
 from todo_agent.chat import ChatService
@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp_server, mcp_app = build_http_mcp(db, settings, verifier)
     # The chat agent reaches the same tools through its own in-process MCP server, whose
     # user comes from the run, not from any transport.
-    task_tools = InProcessTaskTools(build_mcp_server(db, settings, user_from_server_meta))
+    task_tools = InProcessTaskTools(
+        build_mcp_server(db, settings, user_from_server_meta, turn_from_server_meta)
+    )
     chat_service = ChatService(db, settings, build_agent(task_tools, build_model(settings)))
     chatkit_server = TodoChatKitServer(ConversationStore(db), chat_service)
 
@@ -94,13 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = limits
     app.add_exception_handler(RateLimitExceeded, rate_limited)
 
-    task_routes, toggle_route = tasks.build_routers(limits)
-    chat_route = chat.build_router(limits)
+    task_routes, toggle_route = tasks.build_routers()
+    chat_route = chat.build_router()
     api = APIRouter(prefix="/api", responses=API_ERRORS)
     api.include_router(task_routes)
     api.include_router(chat_route)
-    api.include_router(conversations.build_router(limits))
-    api.include_router(events.build_router(limits))
+    api.include_router(conversations.build_router())
+    api.include_router(events.build_router())
     app.include_router(api)
 
     # The same routes under /api/{user_id} for Better Auth + Next.js frontends.
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         per_user, tags=["per-user paths"], generate_unique_id_function=_alias_operation_id
     )
     app.include_router(chatkit.build_router(), responses=API_ERRORS)
+    chatkit.document(app)
     app.include_router(health.router)
     if settings.web_ui_enabled:
         web.install(app)
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Reset",
             ],
         )
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(LastResort)  # outermost of ours: it sees every exception
     return app

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
+from server.errors import DatabaseUnreachable
+
 # libpq options that asyncpg does not take as keyword arguments.
 _LIBPQ_ONLY = {"channel_binding", "gssencmode", "sslrootcert", "sslcert", "sslkey", "options"}
 
@@ -121,13 +123,17 @@ def _sqlite_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-_CONNECTION_LOST = (
-    OSError,
+# How asyncpg says that the server is not there (any more). Connecting also fails with plain
+# OSErrors (refused, unreachable, timed out): those count only where asyncpg connects or
+# sends, never around the code that runs between statements.
+_DRIVER_LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
+    DatabaseUnreachable,
 )
+_CONNECTING_FAILED = (OSError, *_DRIVER_LOST)
 
 
 @dataclass(frozen=True)
@@ -201,14 +207,22 @@ class Database:
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._open_pool()
-        try:
-            async with self._turns, pool.acquire() as connection:
+        async with self._turns:
+            try:
+                connection = await pool.acquire()
+            except _CONNECTING_FAILED as exc:
+                await pool.expire_connections()
+                raise _unreachable(exc) from exc
+            try:
                 yield connection
-        except _CONNECTION_LOST as exc:
-            # The server went away: every pooled connection is as dead as this one. asyncpg
-            # reports a connection that broke under it in several ways; all mean the same.
-            await pool.expire_connections()
-            raise ConnectionError(f"database connection lost: {exc!r}") from exc
+            except _DRIVER_LOST as exc:
+                # The server went away: every pooled connection is as dead as this one.
+                await pool.expire_connections()
+                if isinstance(exc, DatabaseUnreachable):
+                    raise
+                raise _unreachable(exc) from exc
+            finally:
+                await pool.release(connection)
 
     def compile(self, statement: ClauseElement) -> _Compiled:
         compiled = self._compiled.get(id(statement))
@@ -258,10 +272,13 @@ class Transaction:
             return [dict(row) for row in result.mappings()] if result.returns_rows else []
         compiled = self._db.compile(statement)
         args = [params.get(name, compiled.defaults.get(name)) for name in compiled.names]
-        if plan_per_call:
-            records = await (await connection.prepare(compiled.sql)).fetch(*args)
-        else:
-            records = await connection.fetch(compiled.sql, *args)
+        try:
+            if plan_per_call:
+                records = await (await connection.prepare(compiled.sql)).fetch(*args)
+            else:
+                records = await connection.fetch(compiled.sql, *args)
+        except OSError as exc:  # the socket under asyncpg broke
+            raise _unreachable(exc) from exc
         if not records:
             return []
         names = tuple(records[0].keys())  # a third faster than dict(record) for each row
@@ -270,6 +287,10 @@ class Transaction:
     async def one(self, statement: ClauseElement, params: dict[str, Any]) -> dict[str, Any] | None:
         rows = await self.rows(statement, params)
         return rows[0] if rows else None
+
+
+def _unreachable(exc: BaseException) -> DatabaseUnreachable:
+    return DatabaseUnreachable(f"database connection lost: {exc!r}")
 
 
 async def _end_transaction(connection: asyncpg.Connection) -> None:

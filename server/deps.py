@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.errors import Forbidden, Unauthorized
-from server.services.tasks import TaskService
+from server.tasks import TaskService
 
 bearer = HTTPBearer(auto_error=False, description="A JWT from Better Auth or `todo-chat token`")
 
@@ -17,16 +17,23 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 async def current_user(request: Request, credentials: Credentials) -> str:
+    """The verified token's user; the request is counted against its route's budget once
+    (see `server.ratelimit.ROUTES`)."""
+    known: str | None = getattr(request.state, "user_id", None)
+    if known is not None:
+        return known
+    limits = request.app.state.rate_limits
     try:
         if credentials is None:
             raise Unauthorized("missing bearer token")
         claims = await request.app.state.verifier.verify(credentials.credentials)
     except Unauthorized:
         # Requests without a valid token have their own, smaller budget per address.
-        await request.app.state.rate_limits.check_anonymous(request)
+        await limits.spend(request, "anonymous")
         raise
     user_id: str = claims["sub"]
     request.state.user_id = user_id
+    await limits.spend_route(request)
     return user_id
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from asyncpg import exceptions as asyncpg_exc
@@ -23,7 +22,18 @@ class AppError(Exception):
         self.extra = extra  # more fields of the error body, e.g. the conversation to retry in
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.code, "detail": self.detail, **self.extra}
+        return error_body(self.code, self.detail, **self.extra)
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """Every error answer's JSON, whatever carries it: an HTTP response (see
+    `server.http.error_response`) or an `error` event of a stream."""
+    return {"error": code, "detail": detail, **extra}
+
+
+class DatabaseUnreachable(Exception):
+    """The database connection could not be made or broke mid-statement (raised by
+    `server.database.Database` for every way the driver reports it)."""
 
 
 class NotFound(AppError):
@@ -55,8 +65,8 @@ class Unavailable(AppError):
     status_code = 503
     code = "unavailable"
 
-    def __init__(self, detail: str = DATABASE_UNAVAILABLE) -> None:
-        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    def __init__(self, detail: str = DATABASE_UNAVAILABLE, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, **extra)
 
 
 class UpstreamError(AppError):
@@ -76,7 +86,8 @@ def database_unavailable(exc: BaseException) -> bool:
 
     Connection refused, a server starting up or shutting down, a connection dropped
     mid-query, an exhausted pool, a locked SQLite file: all pass with time, so the caller
-    gets 503 and Retry-After. Anything else (a bug, a constraint) is not this.
+    gets 503 and Retry-After. Only the database drivers' own errors say so: any other
+    `OSError` (a missing file, a zone name that is a folder) is a bug or bad input.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -84,7 +95,7 @@ def database_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, (OSError, asyncio.TimeoutError, sa_exc.TimeoutError)):
+        if isinstance(current, (DatabaseUnreachable, sa_exc.TimeoutError)):
             return True
         if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
             return True

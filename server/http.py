@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -13,9 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import AppError, Unavailable, database_unavailable
+from server.errors import (
+    AppError,
+    DatabaseUnreachable,
+    Unavailable,
+    database_unavailable,
+    error_body,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 # Browsers and proxies keep all headers of a request within 8-16 KiB; a bearer token is ~1 KiB.
@@ -27,10 +33,10 @@ log = logging.getLogger("todo_chat.http")
 def error_response(
     status_code: int, error: str, detail: Any, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
+    """Every error answer over HTTP: the one place its body is written (see `error_body`).
+    A response is an ASGI app too, so middlewares send it the same way."""
     return JSONResponse(
-        status_code=status_code,
-        content={"error": error, "detail": detail, **extra},
-        headers=headers,
+        status_code=status_code, content=error_body(error, detail, **extra), headers=headers
     )
 
 
@@ -54,7 +60,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", detail, fields=fields)
 
     @app.exception_handler(sa_exc.SQLAlchemyError)
-    @app.exception_handler(OSError)
+    @app.exception_handler(DatabaseUnreachable)
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if not database_unavailable(exc):
             raise exc  # a bug, not an outage: the last resort answers and logs it
@@ -63,28 +69,36 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, unavailable.code, unavailable.detail, unavailable.headers)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on this path.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, code, exc.detail, headers or None)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this path."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
         )
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, exc.detail, headers)
-
-
-def _json_response_messages(
-    status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
-) -> tuple[Message, Message]:
-    data = json.dumps(body).encode()
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(data)).encode()),
-            *headers,
-        ],
-    }
-    return start, {"type": "http.response.body", "body": data}
+    ]
 
 
 def replaying(first: Message, receive: Receive) -> Receive:
@@ -135,12 +149,14 @@ class LastResort:
             if started:
                 return  # the answer is under way (a stream): it ends here, the server goes on
             detail = f"an unexpected error occurred; quote request id {request_id} when reporting"
-            for message in _json_response_messages(
+            response = error_response(
                 500,
-                {"error": "internal_error", "detail": detail, "request_id": request_id},
-                ((b"x-request-id", request_id.encode()),),
-            ):
-                await send(message)
+                "internal_error",
+                detail,
+                {"X-Request-ID": request_id},
+                request_id=request_id,
+            )
+            await response(scope, receive, send)
 
 
 class BodySizeLimit:
@@ -163,17 +179,11 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value) + 4
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
         if header_bytes > MAX_HEADER_BYTES:
-            for message in _json_response_messages(
-                431,
-                {
-                    "error": "headers_too_large",
-                    "detail": f"request headers over {MAX_HEADER_BYTES} bytes",
-                },
-            ):
-                await send(message)
+            detail = f"request headers over {MAX_HEADER_BYTES} bytes"
+            await error_response(431, "headers_too_large", detail)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -184,16 +194,42 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await self._reject(send)
+                await self._reject(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
-                message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                body = b"".join(chunks)
+                if too_deep(body):
+                    detail = f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels"
+                    await error_response(400, "bad_request", detail)(scope, receive, send)
+                    return
+                message = {"type": "http.request", "body": body, "more_body": False}
                 break
         await self.app(scope, replaying(message, receive), send)
 
-    async def _reject(self, send: Send) -> None:
-        for message in _json_response_messages(
-            413, {"error": "payload_too_large", "detail": f"request body over {self.limit} bytes"}
-        ):
-            await send(message)
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body over {self.limit} bytes"
+        await error_response(413, "payload_too_large", detail)(scope, receive, send)
+
+
+# No request of this API nests nearly this deep; Python's JSON parsers give up (RecursionError)
+# somewhere past a thousand levels, and not every route catches that.
+MAX_JSON_DEPTH = 64
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def too_deep(body: bytes) -> bool:
+    """Whether a JSON body nests deeper than MAX_JSON_DEPTH (strings skipped). Bodies with
+    few brackets, nearly all of them, are not scanned."""
+    if body.count(b"{") + body.count(b"[") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for token in _JSON_TOKEN.finditer(body):
+        mark = token.group()
+        if mark in (b"{", b"["):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif mark in (b"}", b"]"):
+            depth -= 1
+    return False

@@ -1,5 +1,11 @@
 """Per-user rate limits with SlowAPI; counts shared through Redis when several processes run.
 
+One place decides what every request spends: `ROUTES`, a table from route to budget, read
+when the caller's token has been verified (`server.deps`). Nothing is counted after a route
+has run: the X-RateLimit-* headers are worked out when the request is counted and added to
+whatever answer it gets (`RateLimitHeaders`), so a Redis that drops mid-request can never
+turn a change that was made into an error.
+
 One `Limiter` per app, so each app's settings (limits, storage) stay its own. Limits key on the
 verified token's user; requests without a valid token key on the client address. When Redis
 stops answering, SlowAPI counts in process memory and goes back to Redis once it answers.
@@ -10,18 +16,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import slowapi
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.http import error_response
 from server.settings import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("todo_chat.ratelimit")
+Budget = Literal["rest", "chat", "mcp", "anonymous"]
+
+# What each route spends, by its name (the same under /api and /api/{user_id}). Every other
+# route that needs a token spends the REST budget; routes without a token (health, docs, the
+# page) spend none. `None`: the route decides per request (ChatKit: a turn with the agent is
+# chat, the rest REST). /mcp is not a FastAPI route: its gate (mcp_tools.http) spends the MCP
+# budget on tool calls.
+ROUTES: dict[str, Budget | None] = {
+    "chat": "chat",
+    "chatkit": None,
+}
+_STATE_KEY = "rate_limit_headers"
 
 
 def user_or_address(request: Request) -> str:
@@ -36,8 +54,13 @@ def address(request: Request) -> str:
 class Limiter(slowapi.Limiter):
     def _inject_headers(self, response: Response, current_limit: Any) -> Response:
         """SlowAPI's headers, tidied: the reset time as a whole epoch second (it writes a float),
-        and Retry-After only on refusals (it adds one to every answer)."""
-        response = super()._inject_headers(response, current_limit)
+        Retry-After only on refusals (it adds one to every answer), and none at all when the
+        storage cannot say (Redis went away between the count and this read)."""
+        try:
+            response = super()._inject_headers(response, current_limit)
+        except Exception as exc:
+            log.warning("rate-limit headers left out: the storage did not answer (%r)", exc)
+            return response
         reset = response.headers.get("X-RateLimit-Reset")
         if reset is not None:
             response.headers["X-RateLimit-Reset"] = str(int(float(reset)))
@@ -63,20 +86,20 @@ class RateLimits:
         )
         # Shared scopes: every REST route counts against one budget per user, and the chat
         # route counts the same under /api/chat and /api/{user_id}/chat.
-        self.rest: Callable[[F], F] = self.limiter.shared_limit(
-            settings.rate_limit_rest, scope="rest"
-        )
-        self.chat: Callable[[F], F] = self.limiter.shared_limit(
-            settings.rate_limit_chat, scope="chat"
-        )
-        self._mcp = self._guard(settings.rate_limit_mcp, "mcp", user_or_address)
-        # The same budgets, for a route that decides per request which one it spends.
-        self._chat = self._guard(settings.rate_limit_chat, "chat", user_or_address)
-        self._rest = self._guard(settings.rate_limit_rest, "rest", user_or_address)
-        self._anonymous = self._guard(settings.rate_limit_anonymous, "anonymous", address)
+        self._guards = {
+            "rest": self._guard(settings.rate_limit_rest, "rest", user_or_address),
+            "chat": self._guard(settings.rate_limit_chat, "chat", user_or_address),
+            "mcp": self._guard(settings.rate_limit_mcp, "mcp", user_or_address),
+            "anonymous": self._guard(settings.rate_limit_anonymous, "anonymous", address),
+        }
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.limiter.enabled)
 
     def _guard(self, limit: str, scope: str, key: Callable[[Request], str]) -> Callable[..., Any]:
-        """A limit to check outside a route: calling it raises RateLimitExceeded when over."""
+        """A limit checked by calling it: it raises RateLimitExceeded when over, and writes
+        the X-RateLimit-* headers on the response it is given."""
 
         async def guard(request: Request, response: Response) -> None:
             return None
@@ -87,30 +110,45 @@ class RateLimits:
         )
         return limited
 
-    async def check_anonymous(self, request: Request) -> None:
-        """Count a request that came without a valid token against its address."""
-        await self._anonymous(request=request, response=Response())
+    async def spend_route(self, request: Request) -> None:
+        """Count a request with a verified token against its route's budget (see ROUTES)."""
+        route = request.scope.get("route")
+        budget = ROUTES.get(getattr(route, "name", ""), "rest")
+        if budget is not None:
+            await self.spend(request, budget)
 
-    async def check_mcp(self, request: Request) -> dict[str, str]:
-        """Count an MCP request; the X-RateLimit-* headers to send with its answer."""
-        return await self._check(self._mcp, request)
-
-    async def check_chat(self, request: Request) -> dict[str, str]:
-        """Count a request against the chat budget, shared with /api/chat."""
-        return await self._check(self._chat, request)
-
-    async def check_rest(self, request: Request) -> dict[str, str]:
-        return await self._check(self._rest, request)
-
-    @staticmethod
-    async def _check(guard: Callable[..., Any], request: Request) -> dict[str, str]:
+    async def spend(self, request: Request, budget: Budget) -> None:
+        """Count the request against `budget`; RateLimitExceeded when it is spent. The
+        headers to answer with are kept for `RateLimitHeaders`."""
         response = Response()
-        await guard(request=request, response=response)
-        return {
-            name: value
+        await self._guards[budget](request=request, response=response)
+        request.state.rate_limit_headers = [
+            (name.encode(), value.encode())
             for name, value in response.headers.items()
             if name.startswith("x-ratelimit")
-        }
+        ]
+
+
+class RateLimitHeaders:
+    """Adds the X-RateLimit-* headers worked out when the request was counted to its answer,
+    whatever the answer is (JSON, 204, a stream)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = scope.get("state", {}).get(_STATE_KEY)
+                if extra:
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def rate_limited(request: Request, exc: Exception) -> Response:
@@ -120,14 +158,14 @@ async def rate_limited(request: Request, exc: Exception) -> Response:
     current = getattr(request.state, "view_rate_limit", None)
     retry_after = 1
     if current is not None:
-        reset_at, _ = limits.limiter.limiter.get_window_stats(current[0], *current[1])
-        retry_after = max(1, int(reset_at - time.time()) + 1)
-    response: Response = JSONResponse(
-        status_code=429,
-        content={
-            "error": "rate_limited",
-            "detail": f"rate limit exceeded ({exc.detail}): retry in {retry_after} s",
-        },
+        try:
+            reset_at, _ = limits.limiter.limiter.get_window_stats(current[0], *current[1])
+            retry_after = max(1, int(reset_at - time.time()) + 1)
+        except Exception as error:  # the storage went away since it refused: a second will do
+            log.warning("rate-limit window unknown: %r", error)
+    request.state.rate_limit_headers = None  # the refusal carries its own
+    response: Response = error_response(
+        429, "rate_limited", f"rate limit exceeded ({exc.detail}): retry in {retry_after} s"
     )
     if current is not None:
         response = limits.limiter._inject_headers(response, current)

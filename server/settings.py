@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from server.timezones import zone_name
+
 # Words that mark a secret copied from an example, whatever its length; a random secret of
 # 32+ characters contains none of them but by a one-in-a-million chance.
 PLACEHOLDER = re.compile(
@@ -98,6 +100,11 @@ class Settings(BaseSettings):
                 "Standard Webhooks libraries make it)"
             )
         return self
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return zone_name(value)
 
     @field_validator("log_level", mode="before")
     @classmethod

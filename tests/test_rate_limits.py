@@ -321,3 +321,49 @@ async def test_redis_down_falls_back_to_memory_and_comes_back(
             200,
             429,
         ], "shared again once Redis is back"
+
+
+async def test_a_storage_that_fails_after_counting_never_fails_the_request(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis can drop between counting a request and reading its window for the headers:
+    the request is still served (without the headers) and its change is made once."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    window = app.state.rate_limits.limiter.limiter
+
+    def gone(*_: object) -> None:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(window, "get_window_stats", gone)
+    _, headers = user()
+    created = await client.post("/api/tasks", json={"title": "paid"}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert "x-ratelimit-remaining" not in created.headers
+    listed = (await client.get("/api/tasks", headers=headers)).json()["data"]
+    assert [task["title"] for task in listed] == ["paid"]
+
+
+async def test_redis_stopped_under_write_load_gives_no_error_and_loses_no_write(
+    limited: Callable[..., Settings], clean_database: None, private_redis: PrivateRedis
+) -> None:
+    settings = limited(rate_limit_storage_uri=private_redis.url, rate_limit_rest="1000/minute")
+    await asyncio.sleep(0.3)  # redis-server accepting connections
+    _, headers = user()
+    async with client_for(settings) as http:
+
+        async def write(index: int) -> tuple[int, str]:
+            response = await http.post("/api/tasks", json={"title": f"w{index}"}, headers=headers)
+            return response.status_code, response.text
+
+        first = await asyncio.gather(*(write(i) for i in range(20)))
+        stopping = asyncio.get_running_loop().run_in_executor(None, private_redis.stop)
+        second = await asyncio.gather(*(write(i) for i in range(20, 60)))
+        await stopping
+        third = await asyncio.gather(*(write(i) for i in range(60, 80)))
+        results = [*first, *second, *third]
+        assert {status for status, _ in results} == {201}, [r for r in results if r[0] != 201]
+        titles = {
+            task["title"]
+            for task in (await http.get("/api/tasks?limit=100", headers=headers)).json()["data"]
+        }
+        assert titles == {f"w{i}" for i in range(80)}

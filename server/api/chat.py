@@ -6,12 +6,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from server.deps import CurrentUser
 from server.models import ChatRequest, ChatResponse, error_responses
-from server.ratelimit import RateLimits
 
 STREAM_DOC = """
 Send `Accept: text/event-stream` to get the answer as Server-Sent Events:
@@ -27,7 +26,7 @@ async def _sse(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterat
         yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def build_router(limits: RateLimits) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(tags=["chat"])
 
     @router.post(
@@ -36,10 +35,7 @@ def build_router(limits: RateLimits) -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}, **error_responses(502, 504)},
         response_model=ChatResponse,
     )
-    @limits.chat
-    async def chat(
-        request: Request, response: Response, body: ChatRequest, user: CurrentUser
-    ) -> Any:
+    async def chat(request: Request, body: ChatRequest, user: CurrentUser) -> Any:
         service = request.app.state.chat
         turn = await service.prepare(user, body)
         if "text/event-stream" in request.headers.get("accept", ""):

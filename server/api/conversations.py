@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from server.api.params import ConversationId
 from server.deps import CurrentUser
 from server.models import ConversationsPublic, MessagesPublic
-from server.ratelimit import RateLimits
+from server.services import cursors
 from server.services.conversations import ConversationService
 
 
@@ -18,19 +19,14 @@ async def conversation_service(request: Request, user: CurrentUser) -> Conversat
 
 Conversations = Annotated[ConversationService, Depends(conversation_service)]
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page")]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="`next_cursor` of the previous page")
-]
+Cursor = Annotated[cursors.Cursor | None, Query(description="`next_cursor` of the previous page")]
 
 
-def build_router(limits: RateLimits) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/conversations", tags=["conversations"])
 
     @router.get("")
-    @limits.rest
     async def list_conversations(
-        request: Request,
-        response: Response,
         conversations: Conversations,
         limit: Limit = 20,
         cursor: Cursor = None,
@@ -39,11 +35,8 @@ def build_router(limits: RateLimits) -> APIRouter:
         return await conversations.page(limit, cursor)
 
     @router.get("/{conversation_id}/messages")
-    @limits.rest
     async def list_messages(
-        request: Request,
-        response: Response,
-        conversation_id: int,
+        conversation_id: ConversationId,
         conversations: Conversations,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -52,9 +45,8 @@ def build_router(limits: RateLimits) -> APIRouter:
         return await conversations.messages(conversation_id, limit, cursor)
 
     @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-    @limits.rest
     async def delete_conversation(
-        request: Request, response: Response, conversation_id: int, conversations: Conversations
+        conversation_id: ConversationId, conversations: Conversations
     ) -> Response:
         await conversations.delete(conversation_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

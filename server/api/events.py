@@ -14,18 +14,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from server.deps import CurrentUser
-from server.errors import database_unavailable
-from server.ratelimit import RateLimits
+from server.errors import Unavailable, database_unavailable
+from server.models import ID_MAX
 from server.services import events
 
 HEARTBEAT_SECONDS = 15.0
 
 
-def build_router(limits: RateLimits) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(tags=["events"])
 
     @router.get(
@@ -34,17 +34,15 @@ def build_router(limits: RateLimits) -> APIRouter:
         responses={200: {"content": {"text/event-stream": {}}}},
         description=events.__doc__ or "",
     )
-    @limits.rest
     async def stream_events(
         request: Request,
-        response: Response,
         user: CurrentUser,
         last_event_id: Annotated[
-            int | None, Header(ge=0, le=2**63 - 1, description="Resume after this event")
+            int | None, Header(ge=0, le=ID_MAX, description="Resume after this event")
         ] = None,
         after: Annotated[
             int | None,
-            Query(ge=0, le=2**63 - 1, description="Resume after this event (if no header)"),
+            Query(ge=0, le=ID_MAX, description="Resume after this event (if no header)"),
         ] = None,
     ) -> StreamingResponse:
         """Task events as they happen: `id`, `event` (its type) and `data` (its JSON)."""
@@ -63,7 +61,8 @@ def build_router(limits: RateLimits) -> APIRouter:
                 except Exception as exc:
                     if not database_unavailable(exc):
                         raise
-                    yield b'event: error\ndata: {"error": "unavailable"}\n\n'
+                    body = json.dumps(Unavailable().body())
+                    yield f"event: error\ndata: {body}\n\n".encode()
                     return  # the client reconnects with Last-Event-ID
                 for row in rows:
                     body = json.dumps(events.payload(row))

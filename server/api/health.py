@@ -7,6 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from server.http import error_response
+
 router = APIRouter(tags=["health"])
 
 
@@ -25,8 +27,5 @@ async def readyz(request: Request) -> dict[str, Any] | JSONResponse:
             async with request.app.state.db.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except Exception as exc:
-        return JSONResponse(
-            status_code=503,
-            content={"error": "not_ready", "detail": f"database unreachable: {type(exc).__name__}"},
-        )
+        return error_response(503, "not_ready", f"database unreachable: {type(exc).__name__}")
     return {"status": "ok", "database": "ok"}

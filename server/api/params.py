@@ -9,13 +9,18 @@ fields in OpenAPI as FastAPI would.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from server.models import ID_MAX
+
 M = TypeVar("M", bound=BaseModel)
+# Ids in paths: one the id columns cannot hold is a 422 naming it, like any bad input.
+TaskId = Annotated[int, Path(ge=1, le=ID_MAX, description="The task's id")]
+ConversationId = Annotated[int, Path(ge=1, le=ID_MAX, description="The conversation's id")]
 
 
 def parse_query(request: Request, model: type[M]) -> M:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from server.api.params import parse_query, query_parameters
+from server.api.params import TaskId, parse_query, query_parameters
 from server.deps import TaskServiceDep
 from server.models import (
     Occurrences,
@@ -16,64 +16,40 @@ from server.models import (
     TasksPublic,
     TaskUpdate,
 )
-from server.ratelimit import RateLimits
-from server.services.tasks import TaskQuery
+from server.tasks import TaskQuery
 
 
-def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
-    """The task routes, and the toggle route that only the /api/{user_id} paths have.
-
-    `request` and `response` are in every signature because SlowAPI reads the one and writes
-    the X-RateLimit-* headers on the other.
-    """
+def build_routers() -> tuple[APIRouter, APIRouter]:
+    """The task routes, and the toggle route that only the /api/{user_id} paths have."""
     router = APIRouter(prefix="/tasks", tags=["tasks"])
-    limited = limits.rest
 
     @router.post("", status_code=status.HTTP_201_CREATED)
-    @limited
-    async def create_task(
-        request: Request, response: Response, body: TaskCreate, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def create_task(body: TaskCreate, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.create(body)
 
     @router.get("", openapi_extra=query_parameters(TaskQuery))
-    @limited
-    async def list_tasks(
-        request: Request, response: Response, tasks: TaskServiceDep
-    ) -> TasksPublic:
+    async def list_tasks(request: Request, tasks: TaskServiceDep) -> TasksPublic:
         return await tasks.find(parse_query(request, TaskQuery))
 
     @router.get("/{task_id}")
-    @limited
-    async def get_task(
-        request: Request, response: Response, task_id: int, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def get_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.get(task_id)
 
     @router.patch("/{task_id}")
-    @limited
-    async def update_task(
-        request: Request, response: Response, task_id: int, body: TaskUpdate, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def update_task(task_id: TaskId, body: TaskUpdate, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.update(task_id, body)
 
     @router.put("/{task_id}")
-    @limited
     async def replace_task(
-        request: Request,
-        response: Response,
-        task_id: int,
+        task_id: TaskId,
         body: TaskReplace,
         tasks: TaskServiceDep,
     ) -> TaskPublic:
         return await tasks.replace(task_id, body)
 
     @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
-    @limited
     async def delete_task(
-        request: Request,
-        response: Response,
-        task_id: int,
+        task_id: TaskId,
         tasks: TaskServiceDep,
         series: Annotated[
             bool,
@@ -87,11 +63,8 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get("/{task_id}/occurrences")
-    @limited
     async def upcoming_occurrences(
-        request: Request,
-        response: Response,
-        task_id: int,
+        task_id: TaskId,
         tasks: TaskServiceDep,
         limit: Annotated[int, Query(ge=1, le=50, description="How many")] = 5,
     ) -> Occurrences:
@@ -100,27 +73,18 @@ def build_routers(limits: RateLimits) -> tuple[APIRouter, APIRouter]:
         return await tasks.upcoming(task_id, limit)
 
     @router.post("/{task_id}/complete")
-    @limited
-    async def complete_task(
-        request: Request, response: Response, task_id: int, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def complete_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.set_completed(task_id, True)
 
     @router.post("/{task_id}/reopen")
-    @limited
-    async def reopen_task(
-        request: Request, response: Response, task_id: int, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def reopen_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.set_completed(task_id, False)
 
     # Only under /api/{user_id}: the toggle that Better Auth + Next.js todo frontends call.
     toggle = APIRouter(prefix="/tasks", tags=["tasks"])
 
     @toggle.patch("/{task_id}/complete")
-    @limited
-    async def toggle_task(
-        request: Request, response: Response, task_id: int, tasks: TaskServiceDep
-    ) -> TaskPublic:
+    async def toggle_task(task_id: TaskId, tasks: TaskServiceDep) -> TaskPublic:
         return await tasks.set_completed(task_id, None)
 
     return router, toggle

@@ -8,8 +8,10 @@ the 15th") are turned into rules here, for the REST API, the MCP tools and the c
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
@@ -47,6 +49,31 @@ _PHRASES: list[tuple[str, str]] = [
     (r"^(?:daily|weekly|monthly|yearly|annually|fortnightly)$", "word"),
 ]
 PHRASES = [(re.compile(pattern), kind) for pattern, kind in _PHRASES]
+
+# What the API's schema says a repetition may be: the phrases above in lower case, and the
+# RRULEs whose every instance happens (so a generated example is never refused). The service
+# also takes more (any case, BYMONTH, nth weekdays), checked as above.
+_DAY_WORD = (
+    r"(mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?"
+)
+_DAY_LIST = rf"{_DAY_WORD}( ?(,|and|&) ?{_DAY_WORD})*"
+_ORDINAL = r"([1-9]|[12][0-9]|3[01])(st|nd|rd|th)?"
+_CODE = r"(MO|TU|WE|TH|FR|SA|SU)"
+_END = r"(;(COUNT=[1-9][0-9]{0,3}|UNTIL=(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])))?"
+_MONTHDAY = r"(;BYMONTHDAY=-?([1-9]|[12][0-9]|3[01]))?"
+SCHEMA_PATTERN = (
+    r"^((repeat |repeating |recurring )?("
+    r"(every )?week ?days?|(every )?weekends?"
+    rf"|((every|each|on) )?{_DAY_LIST}"
+    r"|(every|each) (([1-9][0-9]{0,2}|other) )?(day|week|month|year)s?"
+    rf"|(monthly|every month) on the {_ORDINAL}"
+    rf"|(on )?the {_ORDINAL} of (every|each) month"
+    r"|daily|weekly|monthly|yearly|annually|fortnightly)\.?"
+    rf"|(RRULE:)?FREQ=DAILY(;INTERVAL=[1-9][0-9]{{0,2}})?{_MONTHDAY}{_END}"
+    rf"|(RRULE:)?FREQ=(WEEKLY|MONTHLY|YEARLY)(;INTERVAL=[1-9][0-9]{{0,2}})?"
+    rf"(;BYDAY={_CODE}(,{_CODE})*)?{_MONTHDAY}{_END})$"
+)
 
 
 def _days(text: str) -> str:
@@ -113,12 +140,101 @@ def validate(rule: str) -> str:
         raise InvalidInput("a recurrence has COUNT or UNTIL, not both")
     if "COUNT" in parts and not (parts["COUNT"].isdigit() and 1 <= int(parts["COUNT"]) <= 10_000):
         raise InvalidInput("COUNT is a whole number from 1 to 10000")
+    _check_numbers(parts)
     canonical = ";".join(f"{name}={value}" for name, value in parts.items())
     try:
         _rule(canonical, datetime(2026, 1, 5, 9, 0))
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(f"not a recurrence rule: {rule!r} ({exc})") from None
+    # A rule that is well formed and never happens (FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30) would
+    # send dateutil through every day to the year 9999 on each search: seconds of CPU.
+    if not occurs(canonical):
+        raise InvalidInput(f"the recurrence {rule!r} never occurs: check its days and months")
     return canonical
+
+
+_BYDAY = re.compile(r"^([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+_RANGES = {"BYMONTHDAY": 31, "BYMONTH": 12}
+
+
+def _check_numbers(parts: dict[str, str]) -> None:
+    """The numbers in BYDAY, BYMONTHDAY and BYMONTH within what a calendar has (dateutil
+    takes some out-of-range ones and fails on them later, inside every occurrence search)."""
+    for name, most in _RANGES.items():
+        for item in parts[name].split(",") if name in parts else ():
+            # A day of the month may count from its end (-1 is the last); a month may not.
+            number = item.removeprefix("-") if name == "BYMONTHDAY" else item
+            if not number.isdigit() or not 1 <= int(number) <= most:
+                raise InvalidInput(f"{name} takes numbers from 1 to {most}, not {item!r}")
+    # An nth weekday ("2MO", "-1FR") counts within a month, or a year of a yearly rule.
+    within = 53 if parts["FREQ"] == "YEARLY" and "BYMONTH" not in parts else 5
+    for item in parts["BYDAY"].split(",") if "BYDAY" in parts else ():
+        day = _BYDAY.match(item)
+        if day is None:
+            raise InvalidInput(f"BYDAY takes days such as MO or 2MO, not {item!r}")
+        if day[2] is not None:
+            if parts["FREQ"] not in ("MONTHLY", "YEARLY"):
+                raise InvalidInput(f"an nth weekday ({item}) needs FREQ=MONTHLY or YEARLY")
+            if not 1 <= int(day[2]) <= within:
+                raise InvalidInput(f"an nth weekday counts from 1 to {within}, not {item!r}")
+
+
+@lru_cache(maxsize=1024)
+def occurs(rule: str) -> bool:
+    """Whether some day matches the rule's months, days of the month and weekdays. The
+    calendar repeats every 400 years, so those years answer for all; a rule that occurs at
+    all occurs within them, and dateutil finds its next occurrence in as many steps. (Each
+    step of a daily rule lands on the same weekday when its interval is a multiple of 7, so
+    such a rule with weekdays counts as never: it may never meet them.)"""
+    parts = dict(part.split("=", 1) for part in rule.split(";"))
+    if parts["FREQ"] == "DAILY" and "BYDAY" in parts and int(parts.get("INTERVAL", "1")) % 7 == 0:
+        return False
+    months = [int(m) for m in parts["BYMONTH"].split(",")] if "BYMONTH" in parts else range(1, 13)
+    monthdays = {int(d) for d in parts["BYMONTHDAY"].split(",")} if "BYMONTHDAY" in parts else None
+    weekdays: list[tuple[int | None, int]] = []
+    for item in parts["BYDAY"].split(",") if "BYDAY" in parts else ():
+        named = _BYDAY.match(item)
+        if named is None:
+            return False
+        nth = int(named[1] + named[2]) if named[2] else None
+        weekdays.append((nth, _WEEKDAYS.index(named[3])))
+    in_year = parts["FREQ"] == "YEARLY" and "BYMONTH" not in parts
+    for year in range(2000, 2400):
+        for month in months:
+            length = calendar.monthrange(year, month)[1]
+            for day in range(1, length + 1):
+                if (
+                    monthdays is not None
+                    and day not in monthdays
+                    and day - length - 1 not in monthdays
+                ):
+                    continue
+                if not weekdays or any(
+                    _is_weekday(year, month, day, weekday, nth, in_year)
+                    for nth, weekday in weekdays
+                ):
+                    return True
+    return False
+
+
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def _is_weekday(
+    year: int, month: int, day: int, weekday: int, nth: int | None, in_year: bool
+) -> bool:
+    """Whether the date is that weekday: any, or the nth (from the end when negative) of its
+    month, or of its year."""
+    date = datetime(year, month, day)
+    if date.weekday() != weekday:
+        return False
+    if nth is None:
+        return True
+    if in_year:
+        position, total = date.timetuple().tm_yday, 366 if calendar.isleap(year) else 365
+    else:
+        position, total = day, calendar.monthrange(year, month)[1]
+    return (position - 1) // 7 + 1 == nth if nth > 0 else -((total - position) // 7 + 1) == nth
 
 
 def _rule(rule: str, start: datetime) -> rrule:
@@ -132,7 +248,13 @@ def _rule(rule: str, start: datetime) -> rrule:
 def next_after(
     rule: str, timezone: str, series_start: datetime, current: datetime
 ) -> datetime | None:
-    """The occurrence after `current` (UTC), or None when the series has ended."""
+    """The occurrence after `current` (UTC), or None when the series has ended.
+
+    A rule that never occurs (one stored before rules were checked for that) has no next
+    occurrence: dateutil would search every day up to the year 9999 for one, for seconds.
+    """
+    if not occurs(rule):
+        return None
     zone = ZoneInfo(timezone)
     start = series_start.astimezone(zone).replace(tzinfo=None)
     after = current.astimezone(zone).replace(tzinfo=None)

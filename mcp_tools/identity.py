@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
@@ -22,6 +24,20 @@ UserResolver = Callable[[Context], str]
 IN_PROCESS_USER_KEY = "todo-chat/user_id"
 # The chat request's timezone rides along the same way; a client sending one only affects itself.
 TIMEZONE_META_KEY = "todo-chat/timezone"
+# The chat turn a change belongs to: {"message_id", "name", "arguments"}. Read only in-process.
+TURN_META_KEY = "todo-chat/turn"
+
+
+@dataclass(frozen=True)
+class TurnCall:
+    """The chat turn's tool call that is running: its user message, name and arguments."""
+
+    message_id: int
+    name: str
+    arguments: dict[str, Any]
+
+
+TurnResolver = Callable[[Context], TurnCall | None]
 
 
 def user_from_access_token(_: Context) -> str:
@@ -36,6 +52,21 @@ def fixed_user(user_id: str) -> UserResolver:
         return user_id
 
     return resolve
+
+
+def no_turn(_: Context) -> None:
+    """HTTP and stdio: a client could send any `_meta`, so no call belongs to a chat turn."""
+    return None
+
+
+def turn_from_server_meta(ctx: Context) -> TurnCall | None:
+    call = (ctx.request_context.meta or {}).get(TURN_META_KEY)
+    if not isinstance(call, dict):
+        return None
+    message_id, name, arguments = call.get("message_id"), call.get("name"), call.get("arguments")
+    if type(message_id) is not int or not isinstance(name, str) or not isinstance(arguments, dict):
+        return None
+    return TurnCall(message_id, name, arguments)
 
 
 def user_from_server_meta(ctx: Context) -> str:

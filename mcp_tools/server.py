@@ -19,10 +19,12 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_tools.dates import parse_due
-from mcp_tools.identity import TIMEZONE_META_KEY, UserResolver
+from mcp_tools.identity import TIMEZONE_META_KEY, TurnResolver, UserResolver, no_turn
 from server.database import Database
 from server.errors import DATABASE_UNAVAILABLE, AppError, database_unavailable
 from server.models import (
+    CONTROL_CHARACTERS,
+    ID_MAX,
     Description,
     Priority,
     SearchText,
@@ -32,8 +34,11 @@ from server.models import (
     TaskUpdate,
     Title,
 )
-from server.services.tasks import TaskQuery, TaskService
+from server.services import cursors
+from server.services.conversations import TurnRecord
 from server.settings import Settings
+from server.tasks import TaskQuery, TaskService
+from server.timezones import ZoneArgument
 
 log = logging.getLogger("todo_chat.mcp")
 
@@ -56,10 +61,13 @@ Manages the signed-in user's todo list. Every tool acts on that user's tasks onl
 
 # Strict: a JSON number only, never `true` or "1" taken for an id.
 TaskId = Annotated[
-    int, Field(description="The task's numeric id, as shown by list_tasks", ge=1, strict=True)
+    int,
+    Field(
+        description="The task's numeric id, as shown by list_tasks", ge=1, le=ID_MAX, strict=True
+    ),
 ]
 Timezone = Annotated[
-    str | None,
+    ZoneArgument | None,
     Field(
         description="IANA timezone for reading due phrases, e.g. Europe/Paris. Default: the user's"
     ),
@@ -131,11 +139,37 @@ class TaskList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page")
 
 
+Change = Literal["created", "completed", "reopened", "updated", "deleted"]
+
+
 class TaskChange(BaseModel):
     task_id: int
-    status: Literal["created", "completed", "reopened", "updated", "deleted"]
+    status: Change
     title: str
     task: TaskPublic | None = Field(description="The task as it is now; null once deleted")
+
+    @classmethod
+    def of(cls, status: Change, task: TaskPublic) -> TaskChange:
+        shown = None if status == "deleted" else task
+        return cls(task_id=task.id, status=status, title=task.title, task=shown)
+
+
+def _control_character_in(value: Any, path: str = "") -> str | None:
+    """The first argument (as `tags.0`) whose text holds a control character, if any. Every
+    text argument follows the rule of the task fields, whether or not the tool keeps it: a
+    date phrase with a NUL would otherwise be read with the NUL quietly dropped."""
+    if isinstance(value, str):
+        return path or "input" if CONTROL_CHARACTERS.search(value) else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    for key, item in items:
+        found = _control_character_in(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -171,6 +205,12 @@ class TaskToolServer(MCPServer):
                     f"Error executing tool {name}: unknown argument {unknown[0]!r}; "
                     f"it takes {', '.join(known) or 'no arguments'}"
                 )
+        refused = _control_character_in(arguments)
+        if refused is not None:
+            raise ToolError(
+                f"Error executing tool {name}: argument {refused!r} must not contain control "
+                "characters such as NUL"
+            )
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
@@ -192,6 +232,7 @@ def build_mcp_server(
     db: Database,
     settings: Settings,
     resolve_user: UserResolver,
+    resolve_turn: TurnResolver = no_turn,
     **server_options: Any,
 ) -> MCPServer:
     server = TaskToolServer(
@@ -208,11 +249,24 @@ def build_mcp_server(
         return timezone or (meta_tz if isinstance(meta_tz, str) else settings.default_timezone)
 
     @asynccontextmanager
-    async def tasks_for(ctx: Context, timezone: str | None = None) -> AsyncIterator[TaskService]:
-        """A task service for the caller, with errors turned into messages the model can act on."""
+    async def tasks_for(
+        ctx: Context, timezone: str | None = None, *, change: Change | None = None
+    ) -> AsyncIterator[TaskService]:
+        """A task service for the caller, with errors turned into messages the model can act on.
+        A `change` made for a chat turn is recorded with it (see `TurnRecord`)."""
         user_id = resolve_user(ctx)
+        turn = resolve_turn(ctx) if change is not None else None
+        effect = None
+        if turn is not None and change is not None:
+            effect = TurnRecord(
+                turn.message_id,
+                user_id,
+                turn.name,
+                turn.arguments,
+                lambda task: TaskChange.of(change, task).model_dump(mode="json"),
+            )
         try:
-            yield TaskService(db, user_id, zone_of(timezone, ctx))
+            yield TaskService(db, user_id, zone_of(timezone, ctx), effect=effect)
         except AppError as exc:
             raise ToolError(exc.detail) from exc
         except ValidationError as exc:
@@ -241,7 +295,7 @@ def build_mcp_server(
     ) -> TaskChange:
         """Add a task to the user's todo list and return it with its new id."""
         due_at = due_from(due, timezone, ctx)
-        async with tasks_for(ctx, timezone) as tasks:
+        async with tasks_for(ctx, timezone, change="created") as tasks:
             data = TaskCreate(
                 title=title,
                 description=description,
@@ -253,7 +307,7 @@ def build_mcp_server(
                 remind_at=due_from(remind_at, timezone, ctx),
             )
             task = await tasks.create(data)
-        return TaskChange(task_id=task.id, status="created", title=task.title, task=task)
+        return TaskChange.of("created", task)
 
     @server.tool(annotations=READ_ONLY)
     async def list_tasks(
@@ -270,7 +324,9 @@ def build_mcp_server(
         due_before: DueText = None,
         due_after: DueText = None,
         limit: Annotated[int, Field(ge=1, le=50, description="Tasks per page")] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page")] = None,
+        cursor: Annotated[
+            cursors.Cursor | None, Field(description="next_cursor of the previous page")
+        ] = None,
         repeating: Annotated[
             bool | None, Field(description="true: only repeating tasks; false: only one-off ones")
         ] = None,
@@ -311,16 +367,16 @@ def build_mcp_server(
     @server.tool(annotations=CHANGE)
     async def complete_task(task_id: TaskId, ctx: Context) -> TaskChange:
         """Mark a task as done."""
-        async with tasks_for(ctx) as tasks:
+        async with tasks_for(ctx, change="completed") as tasks:
             task = await tasks.set_completed(task_id, True)
-        return TaskChange(task_id=task.id, status="completed", title=task.title, task=task)
+        return TaskChange.of("completed", task)
 
     @server.tool(annotations=CHANGE)
     async def reopen_task(task_id: TaskId, ctx: Context) -> TaskChange:
         """Mark a done task as not done again."""
-        async with tasks_for(ctx) as tasks:
+        async with tasks_for(ctx, change="reopened") as tasks:
             task = await tasks.set_completed(task_id, False)
-        return TaskChange(task_id=task.id, status="reopened", title=task.title, task=task)
+        return TaskChange.of("reopened", task)
 
     @server.tool(annotations=DELETE)
     async def delete_task(
@@ -335,9 +391,9 @@ def build_mcp_server(
         ] = False,
     ) -> TaskChange:
         """Delete a task for good. If the user named it by title, make sure it is the only match."""
-        async with tasks_for(ctx) as tasks:
+        async with tasks_for(ctx, change="deleted") as tasks:
             task = await tasks.delete(task_id, whole_series=whole_series)
-        return TaskChange(task_id=task.id, status="deleted", title=task.title, task=None)
+        return TaskChange.of("deleted", task)
 
     @server.tool(annotations=CHANGE)
     async def update_task(
@@ -402,9 +458,9 @@ def build_mcp_server(
                 "nothing to update: give at least one of title, description, priority, due, "
                 "tags, recurrence or a reminder"
             )
-        async with tasks_for(ctx, timezone) as tasks:
+        async with tasks_for(ctx, timezone, change="updated") as tasks:
             task = await tasks.update(task_id, TaskUpdate(**changes))
-        return TaskChange(task_id=task.id, status="updated", title=task.title, task=task)
+        return TaskChange.of("updated", task)
 
     # A docstring's indentation is noise in the text the model reads.
     for tool in server._tool_manager.list_tools():

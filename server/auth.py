@@ -202,6 +202,13 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             # TypeError/ValueError: a key of the wrong family for the algorithm.
             raise Unauthorized(f"invalid token: {exc}") from exc
+        # PyJWT reads a numeric string as a time; everything after it expects a number.
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if value is not None and (
+                not isinstance(value, int | float) or isinstance(value, bool)
+            ):
+                raise Unauthorized(f"token claim {name!r} must be a number (seconds since 1970)")
         subject = claims.get("sub")
         if (
             not isinstance(subject, str)

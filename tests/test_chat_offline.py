@@ -221,3 +221,33 @@ async def test_a_turn_reads_the_same_streamed_or_not(client: httpx.AsyncClient) 
     for message in script:
         assert shape(await plain(one, message)) == shape(await streamed(other, message)), message
     assert [t["title"] for t in await one.tasks()] == [t["title"] for t in await other.tasks()]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_long_list_in_one_message_is_one_turn(
+    client: httpx.AsyncClient, alice: H, stream: bool
+) -> None:
+    items = [f"item{i}" for i in range(30)]
+    message = "add " + ", ".join(items[:-1]) + " and " + items[-1]
+    headers = {**alice, "Accept": "text/event-stream"} if stream else alice
+    response = await client.post("/api/chat", json={"message": message}, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = sse_events(response.text)[-1][1] if stream else response.json()
+    assert answer["response"].startswith("Added 30 tasks")
+    assert len(answer["tool_calls"]) == 30
+    made = (await client.get("/api/tasks", params={"limit": 100}, headers=alice)).json()["data"]
+    assert sorted(task["title"].lower() for task in made) == sorted(items)
+
+
+async def test_a_number_too_long_to_be_an_id_is_just_words(
+    client: httpx.AsyncClient, alice: H
+) -> None:
+    huge = "9" * 5000
+    for headers in (alice, {**alice, "Accept": "text/event-stream"}):
+        response = await client.post(
+            "/api/chat", json={"message": f"complete task {huge}"}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        if "event-stream" in headers.get("Accept", ""):
+            assert sse_events(response.text)[-1][0] == "done"
+    assert await Chat(client, alice).tasks() == []

@@ -243,3 +243,25 @@ async def test_a_client_that_hangs_up_stops_the_run(
         tasks = (await http.get("/api/tasks", headers=alice)).json()
         assert tasks["data"] == [], "the run stopped: its tool call never ran"
         assert len(fake.requests) == 1, "and the model was not asked again"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_turn_that_runs_out_of_steps_answers_with_what_it_did(
+    llm: httpx.AsyncClient, fake: FakeOpenAI, alice: H, stream: bool
+) -> None:
+    """A model that keeps calling tools: the turn stops, answers 200 with the changes made,
+    and stores that answer, so a client never retries work that was done."""
+    fake.script = [Step(tool="add_task", arguments={"title": f"step {i}"}) for i in range(20)]
+    headers = {**alice, "Accept": "text/event-stream"} if stream else alice
+    response = await llm.post("/api/chat", json={"message": "add lots"}, headers=headers)
+    assert response.status_code == 200, response.text
+    answer = sse_events(response.text)[-1][1] if stream else response.json()
+    assert answer["response"].startswith("I stopped after 12 steps")
+    made = (await llm.get("/api/tasks", params={"limit": 100}, headers=alice)).json()["data"]
+    assert len(made) == len(answer["tool_calls"]) == 12
+    assert f'added "step 11" (task #{made[0]["id"]})' in answer["response"]
+    messages = (
+        await llm.get(f"/api/conversations/{answer['conversation_id']}/messages", headers=alice)
+    ).json()["data"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert not messages[0]["failed"]

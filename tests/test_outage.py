@@ -20,6 +20,7 @@ from server.database import create_engine
 from server.migrate import upgrade
 from server.settings import Settings
 from tests.conftest import SECRET, auth
+from tests.fake_openai import FakeOpenAI, Step
 from tests.live import served
 from tests.pgcluster import Cluster, postgres_bin, private_cluster
 
@@ -151,3 +152,63 @@ async def test_restart_and_stop_under_write_load(cluster: Cluster, tmp_path: Pat
     for outcome in acknowledged:
         if outcome.kind == "chat":
             assert stored[outcome.body["conversation_id"]] == 2, "both messages of the turn"
+
+
+async def test_a_turn_cut_off_by_an_outage_after_its_tool_call_is_retried_without_repeating_it(
+    cluster: Cluster, tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """The tool's change committed, then the database went away before the answer (or even
+    the failure) could be stored. The message stays unanswered; sending it again finds the
+    change recorded with it and does not make it twice."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=cluster.url,
+        better_auth_secret=SECRET,
+        data_dir=tmp_path,
+        rate_limit_enabled=False,
+        db_pool_size=5,
+        openai_base_url=fake.url,  # type: ignore[attr-defined]
+        agent_model="fake-model",
+        agent_timeout=30,
+    )
+    pay = Step(tool="add_task", arguments={"title": "Pay rent"})
+    fake.script = [pay, Step(text="Added.", sleep=3)]
+
+    async def titles() -> list[str]:
+        connection = await asyncpg.connect(cluster.url)
+        try:
+            return [row["title"] for row in await connection.fetch("SELECT title FROM tasks")]
+        finally:
+            await connection.close()
+
+    async with (
+        served(create_app(settings)) as url,
+        httpx.AsyncClient(base_url=url, headers=auth("renter"), timeout=30) as client,
+    ):
+        turn = asyncio.create_task(client.post("/api/chat", json={"message": "add pay rent"}))
+        for _ in range(100):  # the tool call has committed
+            if await titles():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(cluster.stop)
+        first = await turn
+        assert first.status_code == 503, first.text
+        again = {"message": "add pay rent", "conversation_id": first.json()["conversation_id"]}
+        await asyncio.to_thread(cluster.start)
+
+        fake.script = [pay, Step(text="Added.")]
+        retried = None
+        for _ in range(50):  # the pool reconnects
+            retried = await client.post("/api/chat", json=again)
+            if retried.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
+        assert retried is not None and retried.status_code == 200, retried.text
+        answer = retried.json()
+        assert answer["tool_calls"][0]["result"]["status"] == "created"
+        assert await titles() == ["Pay rent"], "the retry replayed the change, not made it again"
+        messages = (
+            await client.get(f"/api/conversations/{answer['conversation_id']}/messages")
+        ).json()["data"]
+        assert [m["role"] for m in messages] == ["user", "assistant"]

@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from agents.exceptions import AgentsException
+from agents.exceptions import AgentsException, MaxTurnsExceeded
 from agents.items import RunItem, ToolCallItem, ToolCallOutputItem
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai import APIError, APITimeoutError
 
 from agents import Agent, RunConfig, Runner, RunResultStreaming, set_tracing_disabled
-from mcp_tools.dates import zone
 from server.database import Database
 from server.errors import (
     InvalidInput,
@@ -29,10 +29,12 @@ from server.errors import (
     UpstreamError,
     UpstreamTimeout,
     database_unavailable,
+    error_body,
 )
 from server.models import ChatRequest, ChatResponse, ToolCallRecord
 from server.services.conversations import ConversationService, OpenTurn
 from server.settings import Settings
+from server.timezones import zone_name
 from todo_agent.agent import for_plain_runs
 from todo_agent.mcp_bridge import ChatContext, ToolJournal, current_journal
 from todo_agent.tool_output import parse_tool_output
@@ -81,6 +83,24 @@ def tool_calls_of(items: list[RunItem]) -> list[ToolCallRecord]:
     return [ToolCallRecord(**call) for call in calls.values()]
 
 
+_DONE = {
+    "created": "added",
+    "completed": "completed",
+    "reopened": "reopened",
+    "updated": "changed",
+    "deleted": "deleted",
+}
+
+
+def _said(call: dict[str, Any]) -> str:
+    """One change a tool call made, in words: 'added "milk" (task #4)'."""
+    result = call.get("result") or {}
+    if "title" in result and "status" in result:
+        verb = _DONE.get(result["status"], result["status"])
+        return f'{verb} "{result["title"]}" (task #{result.get("task_id")})'
+    return f"{call.get('name')}({json.dumps(call.get('arguments'))})"
+
+
 class ChatService:
     def __init__(self, db: Database, settings: Settings, agent: Agent[ChatContext]) -> None:
         self._db = db
@@ -89,13 +109,18 @@ class ChatService:
         set_tracing_disabled(not settings.agent_tracing)
         self._run_config = RunConfig(tracing_disabled=not settings.agent_tracing)
         self._plain_agent = for_plain_runs(agent)
+        # The user messages whose turns run in this process (see `open_turn`).
+        self._answering: set[int] = set()
 
     async def prepare(self, user_id: str, request: ChatRequest) -> PreparedTurn:
         """Check the request, store the user's message, and build the model's input."""
         timezone = self._timezone(request.timezone)
         conversations = ConversationService(self._db, user_id)
         turn = await conversations.open_turn(
-            request.conversation_id, request.message, self._settings.chat_history_messages
+            request.conversation_id,
+            request.message,
+            self._settings.chat_history_messages,
+            self._answering,
         )
         return self._prepared(user_id, timezone, turn, request.message)
 
@@ -111,12 +136,13 @@ class ChatService:
         return self._prepared(user_id, zone_name, turn, message)
 
     def _timezone(self, requested: str | None) -> str:
-        timezone = requested or self._settings.default_timezone
+        """The request's zone (its schema checked the name), else the configured one."""
+        if requested is None:
+            return self._settings.default_timezone
         try:
-            zone(timezone)
+            return zone_name(requested)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from exc
-        return timezone
 
     @staticmethod
     def _prepared(user_id: str, timezone: str, turn: OpenTurn, message: str) -> PreparedTurn:
@@ -160,7 +186,7 @@ class ChatService:
         """Around an agent run: its time limit and its tool journal. A failure is recorded on
         the turn (with what its tool calls did) and raised as an `AppError`: 502 from the
         provider, 504 past the time limit, 503 without the database."""
-        journal = ToolJournal(list(turn.turn.done_before))
+        journal = ToolJournal(list(turn.turn.done_before), turn.turn.message_id)
         # Set before the run starts: its tool calls run in tasks that inherit this context.
         token = current_journal.set(journal)
         try:
@@ -173,20 +199,23 @@ class ChatService:
                 raise self._provider_error(turn, exc) from exc
             except Exception as exc:
                 if database_unavailable(exc):
-                    raise Unavailable() from exc
+                    # The message may be stored: sending it again in this conversation
+                    # retries the turn without repeating what it changed.
+                    raise Unavailable(conversation_id=turn.conversation_id) from exc
                 raise
         except BaseException:
             await self._failed(turn, journal)
             raise
         finally:
             current_journal.reset(token)
+            self._answering.discard(turn.turn.message_id)
 
     @asynccontextmanager
     async def running(self, turn: PreparedTurn) -> AsyncIterator[AgentRun]:
         """The streamed agent run of a turn, for the caller to consume
         `run.result.stream_events()` inside the block. On leaving it the reply is stored and
         `run.answer` set; failures as in `_guarded`."""
-        async with self._guarded(turn):
+        async with self._guarded(turn) as journal:
             run = AgentRun(
                 Runner.run_streamed(
                     self._agent,
@@ -198,6 +227,9 @@ class ChatService:
             )
             try:
                 yield run
+            except MaxTurnsExceeded:
+                run.answer = await self._stopped(turn, journal)
+                return
             except BaseException:
                 # Also when the client hangs up. Stop the run, so that no tool keeps changing
                 # tasks for an answer nobody reads: a consumer that reads the run's events
@@ -212,17 +244,35 @@ class ChatService:
     async def run(self, turn: PreparedTurn) -> ChatResponse:
         """The turn without streaming. The SDK's plain run does the same work as a streamed
         one without making, queueing and reading an event for every step."""
-        async with self._guarded(turn):
-            result = await Runner.run(
-                self._plain_agent,
-                turn.input,  # type: ignore[arg-type]
-                context=turn.context,
-                run_config=self._run_config,
-                max_turns=MAX_TURNS,
-            )
+        async with self._guarded(turn) as journal:
+            try:
+                result = await Runner.run(
+                    self._plain_agent,
+                    turn.input,  # type: ignore[arg-type]
+                    context=turn.context,
+                    run_config=self._run_config,
+                    max_turns=MAX_TURNS,
+                )
+            except MaxTurnsExceeded:
+                return await self._stopped(turn, journal)
             return await self._finish(
                 turn, str(result.final_output), tool_calls_of(result.new_items)
             )
+
+    async def _stopped(self, turn: PreparedTurn, journal: ToolJournal) -> ChatResponse:
+        """The answer to a turn that ran out of steps: what its tool calls did, stored like
+        any answer. A turn that changed tasks never reports that it failed: a retry would
+        do them again."""
+        done = journal.completed()
+        calls = [ToolCallRecord(**call) for call in done]
+        lines = [f"I stopped after {MAX_TURNS} steps, before I was done."]
+        if done:
+            lines.append("What I did:")
+            lines += [f"- {_said(call)}" for call in done]
+            lines.append("Nothing else was changed. Tell me what is still missing.")
+        else:
+            lines.append("I changed nothing. Try asking for one thing at a time.")
+        return await self._finish(turn, "\n".join(lines), calls)
 
     async def stream(self, turn: PreparedTurn) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs: conversation, delta, tool_call, tool_result, then done or error."""
@@ -258,6 +308,15 @@ class ChatService:
                             )
         except (UpstreamError, UpstreamTimeout, Unavailable) as failure:
             yield "error", {**failure.body(), "status": failure.status_code}
+            return
+        except Exception:
+            # The answer is under way: the client hears of the failure as an event, not as a
+            # dropped connection. The message is saved as failed, so sending it again retries.
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("chat turn failed unexpectedly, request id %s", request_id)
+            detail = f"an unexpected error occurred; quote request id {request_id} when reporting"
+            body = error_body("internal_error", detail, request_id=request_id)
+            yield "error", {**body, "status": 500}
             return
         assert run.answer is not None
         yield "done", run.answer.model_dump(mode="json")

@@ -50,7 +50,7 @@ from server.errors import (
     UpstreamTimeout,
 )
 from server.models import ChatRequest
-from server.services.tasks import TaskService
+from server.tasks import TaskService
 from todo_agent.chat import ChatService
 from todo_agent.chatkit_store import ConversationStore, KitContext, conversation_of, item_parts
 from todo_agent.mcp_bridge import current_progress
@@ -151,15 +151,17 @@ class TodoChatKitServer(ChatKitServer[KitContext]):
 
     async def _open(self, request: Any, context: KitContext) -> None:
         params = request.params
-        thread_id: str = getattr(params, "thread_id", "")
-        if thread_id:
-            # Another user's or an unknown thread: a 404 now, not an error event later.
+        thread_id: str | None = getattr(params, "thread_id", None)
+        if thread_id is not None:
+            # Another user's or an unknown thread (an empty id too): a 404 now, not a broken
+            # stream later.
             await self.conversation_store.load_thread(thread_id, context)
+        thread = thread_id or ""
         if isinstance(request, ThreadsCreateReq | ThreadsAddUserMessageReq):
             try:
                 chat = ChatRequest(
                     message=message_text(params.input),
-                    conversation_id=conversation_of(thread_id) if thread_id else None,
+                    conversation_id=conversation_of(thread) if thread else None,
                     timezone=context.timezone,
                 )
             except ValidationError as exc:
@@ -170,13 +172,13 @@ class TodoChatKitServer(ChatKitServer[KitContext]):
             if kind != "msg":
                 raise NotFound(f"Item {params.item_id!r} is not a user message")
             context.turn = await self.chat.prepare_again(
-                context.user_id, conversation_of(thread_id), number, context.timezone
+                context.user_id, conversation_of(thread), number, context.timezone
             )
         elif isinstance(request, ThreadsCustomActionReq) and params.item_id is not None:
-            await self.conversation_store.load_item(thread_id, params.item_id, context)
+            await self.conversation_store.load_item(thread, params.item_id, context)
         elif isinstance(request, ItemsFeedbackReq):
             for item_id in params.item_ids:
-                await self.conversation_store.load_item(thread_id, item_id, context)
+                await self.conversation_store.load_item(thread, item_id, context)
 
     async def respond(
         self,
@@ -225,9 +227,9 @@ class TodoChatKitServer(ChatKitServer[KitContext]):
         try:
             if task_id not in shown:
                 raise NotFound(f"Task {task_id} not found")
-            await TaskService(self.conversation_store.db, context.user_id).set_completed(
-                task_id, action.type == COMPLETE
-            )
+            await TaskService(
+                self.conversation_store.db, context.user_id, context.timezone
+            ).set_completed(task_id, action.type == COMPLETE)
         except AppError as error:
             raise CustomStreamError(error.detail, allow_retry=False) from error
         updated = await self.store.load_item(thread.id, sender.id, context)

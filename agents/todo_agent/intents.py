@@ -118,7 +118,7 @@ _PART = r"(?:\s+(?:morning|afternoon|evening|night))?"
 _DAY = (
     rf"today{_PART}|tonight|tomorrow{_PART}|tmrw|tmr|(?:next|this|on)\s+{_WEEKDAY}{_PART}"
     rf"|{_WEEKDAY}{_PART}|next\s+week|next\s+month|the\s+weekend|this\s+weekend"
-    r"|in\s+(?:\d+|an?|one|two|three)\s+(?:minutes?|hours?|days?|weeks?|months?)"
+    r"|in\s+(?:\d{1,6}|an?|one|two|three)\s+(?:minutes?|hours?|days?|weeks?|months?)"
     r"|(?:on\s+)?\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2})?"
     r"|(?:on\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
     r"|(?:on\s+)?(?:the\s+)?\d{1,2}(?:st|nd|rd|th)(?:\s+of\s+[a-z]+)?"
@@ -165,7 +165,8 @@ def split_priority(text: str) -> tuple[str, str | None]:
 
 # ---------------------------------------------------------------- task references
 
-_ID = re.compile(r"^(?:(?P<word>[a-z-]+)\.?\s*)?#?\s*(?P<n>\d+)$", re.I)
+# Numbers are read within sane bounds: a 5,000-digit "id" is words, not an int to convert.
+_ID = re.compile(r"^(?:(?P<word>[a-z-]+)\.?\s*)?#?\s*(?P<n>\d{1,10})$", re.I)
 _IT = re.compile(
     r"^(?:it|that|this|that one|this one|that task|this task|the task|the last one|the last task"
     r"|the one i just added|the one you just added|the new one|the previous one|the same one)$",
@@ -376,7 +377,7 @@ _SHAPES: list[tuple[str, str]] = [
     (rf"^(?:{_STATE_VERB})\s+{_REF}\s+(?:as\s+|to\s+)?(?P<state>{_any(v.STATES)})$", "state"),
     (rf"^(?:cross|tick|check|mark)\s+{_REF}\s+off{_OFF_LIST}$", "complete"),
     (rf"^(?:take|knock|strike)\s+{_REF}\s+off{_OFF_LIST}$", "delete"),
-    (r"^remind\s+me\s+(?P<n>\d+|an?|one|two|three|five|ten|fifteen|twenty|thirty|half\s+an)\s+"
+    (r"^remind\s+me\s+(?P<n>\d{1,6}|an?|one|two|three|five|ten|fifteen|twenty|thirty|half\s+an)\s+"
      rf"(?P<unit>min|mins|minutes?|hours?|hrs?|days?|weeks?)\s+before\s+{_REF}$", "remind"),
     (rf"^(?:stop|quit|no\s+longer|don't|do\s+not)\s+(?:repeating|recurring|repeat)\s+{_REF}$",
      "stop"),

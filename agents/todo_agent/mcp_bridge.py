@@ -20,7 +20,7 @@ from mcp.types import (
 )
 
 from agents import AgentBase, RunContextWrapper
-from mcp_tools.identity import IN_PROCESS_USER_KEY, TIMEZONE_META_KEY
+from mcp_tools.identity import IN_PROCESS_USER_KEY, TIMEZONE_META_KEY, TURN_META_KEY
 from mcp_tools.inprocess import InProcessClient
 
 
@@ -43,6 +43,7 @@ class ToolJournal:
     """
 
     earlier: list[dict[str, Any]]
+    message_id: int | None = None  # the user message whose turn this is
     done: list[dict[str, Any]] = field(default_factory=list)
 
     def replay(self, name: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
@@ -151,6 +152,11 @@ class InProcessTaskTools(AgentMCPServer):
             if earlier is not None:
                 text = TextContent(type="text", text=json.dumps(earlier))
                 return CallToolResult(content=[text], structured_content=earlier)
+            if journal.message_id is not None:
+                # The tool records its change against the turn's message in the change's
+                # own transaction (see `mcp_tools.identity.turn_from_server_meta`).
+                call = {"message_id": journal.message_id, "name": tool_name, "arguments": arguments}
+                meta = {**(meta or {}), TURN_META_KEY: call}
         result = await self._client.call_tool(
             tool_name, arguments, meta=cast(RequestParamsMeta | None, meta)
         )

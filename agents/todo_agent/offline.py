@@ -57,7 +57,7 @@ I'm the built-in offline assistant. I understand common todo requests in plain E
   "change the due date of task 4 to monday", "tag task 5 with work", "add a note to task 5: ..."
 For open conversation, connect a real model (OPENAI_API_KEY or OPENAI_BASE_URL)."""
 
-_TASK_ID = re.compile(r"\(task #(\d+)\)|\btask #?(\d+)\b|#(\d+)\b", re.I)
+_TASK_ID = re.compile(r"\(task #(\d{1,10})\)|\btask #?(\d{1,10})\b|#(\d{1,10})\b", re.I)
 _TIMEZONE = re.compile(r"^The user's timezone is (\S+)\.$", re.M)
 _LOOKUPS = ("list_tasks", "get_task")
 UTC_ZONE = ZoneInfo("UTC")
@@ -135,6 +135,10 @@ def _zone(name: str) -> ZoneInfo:
 class Call:
     name: str
     arguments: dict[str, Any]
+
+
+# What the model does next: call one tool, call several at once, or reply.
+Decision = Call | list[Call] | str
 
 
 def _when(value: str | None, tz: ZoneInfo) -> str:
@@ -218,8 +222,9 @@ def _answering(intent: Intent, history: list[tuple[str, str]]) -> Intent | str:
     return earlier.with_ref(offered[0], confirmed=True)
 
 
-def decide(turn: Turn) -> Call | str:
-    """The next tool call for this turn, or the reply text once there is nothing left to call."""
+def decide(turn: Turn) -> Decision:
+    """The next tool calls for this turn, or the reply text once there is nothing left to
+    call."""
     intent = _answering(understand(turn.message), turn.history)
     if isinstance(intent, str):
         return intent
@@ -258,14 +263,18 @@ def decide(turn: Turn) -> Call | str:
     return _act(intent, turn, done)
 
 
-def _add(intent: Intent, done: list[ToolStep], tz: ZoneInfo) -> Call | str:
-    failed = next((step for step in done if step.result is None), None)
-    if len(done) < len(intent.titles) and failed is None:
-        arguments: dict[str, Any] = {"title": intent.titles[len(done)]}
-        for name in ("due", "priority", "recurrence", "remind_before"):
-            if getattr(intent, name) is not None:
-                arguments[name] = getattr(intent, name)
-        return Call("add_task", arguments)
+def _add(intent: Intent, done: list[ToolStep], tz: ZoneInfo) -> Decision:
+    if not done:
+        # Every task of a list in one response: the SDK runs the calls in one step, so a
+        # list of thirty is one turn, not thirty.
+        shared = {
+            name: getattr(intent, name)
+            for name in ("due", "priority", "recurrence", "remind_before")
+            if getattr(intent, name) is not None
+        }
+        calls = [Call("add_task", {"title": title, **shared}) for title in intent.titles]
+        return calls[0] if len(calls) == 1 else calls
+    failed = [step for step in done if step.result is None]
     added = [step.result["task"] for step in done if step.result is not None]
     lines = []
     for task in added:
@@ -277,8 +286,8 @@ def _add(intent: Intent, done: list[ToolStep], tz: ZoneInfo) -> Call | str:
         lines = [f"Added {lines[0]}."]
     elif added:
         lines = [f"Added {len(added)} tasks:", *(f"- {line}" for line in lines)]
-    if failed is not None:
-        lines.append(f"I couldn't add {'the rest' if added else 'that task'}: {failed.error}")
+    for step in failed:
+        lines.append(f'I couldn\'t add "{step.arguments.get("title")}": {step.error}')
     return "\n".join(lines)
 
 
@@ -470,18 +479,21 @@ def reply_after_tools(
 # ---------------------------------------------------------------- the Model interface
 
 
-def _output(decision: Call | str) -> list[TResponseOutputItem]:
-    if isinstance(decision, Call):
-        call_id = f"call_{uuid.uuid4().hex[:12]}"
-        return [
-            ResponseFunctionToolCall(
-                id=call_id,
-                call_id=call_id,
-                type="function_call",
-                name=decision.name,
-                arguments=json.dumps(decision.arguments),
+def _output(decision: Decision) -> list[TResponseOutputItem]:
+    if isinstance(decision, Call | list):
+        output: list[TResponseOutputItem] = []
+        for call in decision if isinstance(decision, list) else [decision]:
+            call_id = f"call_{uuid.uuid4().hex[:12]}"
+            output.append(
+                ResponseFunctionToolCall(
+                    id=call_id,
+                    call_id=call_id,
+                    type="function_call",
+                    name=call.name,
+                    arguments=json.dumps(call.arguments),
+                )
             )
-        ]
+        return output
     return [
         ResponseOutputMessage(
             id=f"msg_{uuid.uuid4().hex[:12]}",
@@ -525,9 +537,7 @@ def _message_events(item: TResponseOutputItem, text: str) -> list[TResponseStrea
 class OfflineModel(Model):
     name = "offline"
 
-    def _respond(
-        self, instructions: str | None, input: str | list[TResponseInputItem]
-    ) -> Call | str:
+    def _respond(self, instructions: str | None, input: str | list[TResponseInputItem]) -> Decision:
         items: list[TResponseInputItem] = (
             [{"role": "user", "content": input}] if isinstance(input, str) else input
         )

@@ -1,14 +1,16 @@
 """Conversations and their messages, always scoped to their owner.
 
 A chat turn is opened (the user's message stored, the history read) and closed (the reply
-stored) in one short transaction each. A turn that fails is marked on its user message,
-together with the tool calls that completed before the failure: sending the same message
-again claims that record, so the retry knows what was already done and does not do it twice.
+stored) in one short transaction each. Each change a turn's tool calls make is recorded
+against its user message in the change's own transaction (`TurnRecord`, the table
+`turn_effects`). Sending the same message again while it has no answer (its turn failed, or
+the process or database died before the answer was stored) retries that turn: the retry
+reads those records and does not make the same changes twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from server.database import Database
+from server.database import Database, Transaction
 from server.errors import NotFound
 from server.models import (
     Conversation,
@@ -36,6 +38,8 @@ from server.models import (
     MessagePublic,
     MessagesPublic,
     PortableJSON,
+    TaskPublic,
+    TurnEffect,
     UTCDateTime,
     id_in_range,
     utcnow,
@@ -55,11 +59,34 @@ def title_from(message: str) -> str:
 
 
 @dataclass(frozen=True)
+class TurnRecord:
+    """One tool call of a chat turn, recorded with the change it makes (see `Effect` in
+    `server.tasks.locking`): only against a message of the same owner."""
+
+    message_id: int
+    owner_id: str
+    name: str
+    arguments: dict[str, Any]
+    result: Callable[[TaskPublic], dict[str, Any]]  # the tool's answer, made from the task
+
+    async def record(self, tx: Transaction, task: TaskPublic) -> None:
+        params = {
+            "message_id": self.message_id,
+            "owner": self.owner_id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.result(task),
+            "now": utcnow(),
+        }
+        await tx.rows(_RECORD_EFFECT, params)
+
+
+@dataclass(frozen=True)
 class OpenTurn:
     conversation_id: int
     message_id: int
     history: list[tuple[str, str]]  # (role, content) before the message, oldest first
-    done_before: list[dict[str, Any]]  # tool calls an earlier, failed attempt completed
+    done_before: list[dict[str, Any]]  # the changes an earlier attempt made, oldest first
 
 
 class ConversationService:
@@ -78,8 +105,20 @@ class ConversationService:
             raise _not_found(conversation_id)
         return ConversationPublic.model_validate(rows[0])
 
-    async def open_turn(self, conversation_id: int | None, message: str, window: int) -> OpenTurn:
-        """Store the user's message (or claim its failed earlier attempt) and read the history.
+    async def open_turn(
+        self,
+        conversation_id: int | None,
+        message: str,
+        window: int,
+        answering: set[int] | None = None,
+    ) -> OpenTurn:
+        """Store the user's message (or take up its unanswered earlier attempt) and read the
+        history.
+
+        `answering`: the user messages whose turns this process is running now. The same text
+        again while its turn runs is a message of its own (a double send), not a retry; the
+        new message's id is added before the transaction commits, so a concurrent double send
+        in this process always sees it.
 
         Bumping the conversation first takes its row lock on PostgreSQL, so turns that open
         on one conversation at the same time queue here for a moment instead of racing.
@@ -100,12 +139,18 @@ class ConversationService:
                 recent = await tx.rows(_RECENT, {**params, "limit": window + 1})
             done_before: list[dict[str, Any]] | None = None
             last = recent[0] if recent else None
-            if last and last["role"] == "user" and last["content"] == message and last["failed"]:
-                # The same message again after its turn failed: a retry of that turn. The
-                # claim is conditional, so of two retries at once only one takes the record.
-                earlier = await tx.one(_TOOL_CALLS, {"message_id": last["id"]})
-                if earlier and await tx.one(_CLAIM, {"message_id": last["id"]}):
-                    done_before = list(earlier["tool_calls"])
+            running = answering if answering is not None else set()
+            if (
+                last
+                and last["role"] == "user"
+                and last["content"] == message
+                and (last["failed"] or last["id"] not in running)
+            ):
+                # The same message again, and it has no answer: a retry of that turn, whether
+                # it failed or never finished (its process or the database went away).
+                if last["failed"]:
+                    await tx.one(_CLAIM, {"message_id": last["id"]})
+                done_before = await _effects(tx, last["id"])
             if done_before is not None:
                 message_id = last["id"]  # type: ignore[index]
                 recent = recent[1:]
@@ -124,6 +169,7 @@ class ConversationService:
                 )
                 assert added is not None
                 message_id = added["id"]
+            running.add(message_id)
         history = [(row["role"], row["content"]) for row in reversed(recent[:window])]
         return OpenTurn(conversation_id, message_id, history, done_before or [])
 
@@ -197,13 +243,12 @@ class ConversationService:
             asked = await tx.one(_ROW, params)
             if asked is None or asked["role"] != "user":
                 raise NotFound(f"Message {message_id} not found")
-            answer = await tx.one(_ANSWER, {**params, "reply_to": message_id})
-            done = asked["tool_calls"] if asked["failed"] else (answer or {}).get("tool_calls")
             if asked["failed"]:
                 await tx.one(_CLAIM, params)
+            done = await _effects(tx, message_id)
             recent = await tx.rows(_BEFORE, {**params, "limit": window})
         history = [(row["role"], row["content"]) for row in reversed(recent)]
-        turn = OpenTurn(conversation_id, message_id, history, list(done or []))
+        turn = OpenTurn(conversation_id, message_id, history, done)
         return turn, str(asked["content"])
 
     async def rename(self, conversation_id: int, title: str) -> None:
@@ -244,6 +289,12 @@ class ConversationService:
         """Delete a conversation; its messages go with it (ON DELETE CASCADE)."""
         if not await self.db.rows(_DELETE, self._params(conversation_id)):
             raise _not_found(conversation_id)
+
+
+async def _effects(tx: Transaction, message_id: int) -> list[dict[str, Any]]:
+    """The changes recorded for a message's turns, oldest first, as the tool journal keeps
+    them ({"name", "arguments", "result"})."""
+    return await tx.rows(_EFFECTS, {"message_id": message_id})
 
 
 def _not_found(conversation_id: int) -> NotFound:
@@ -293,7 +344,24 @@ _APPEND = (
     .returning(_messages.c.id)
 )
 _MESSAGE_ID = bindparam("message_id", type_=Integer())
-_TOOL_CALLS = select(_messages.c.tool_calls).where(_messages.c.id == _MESSAGE_ID)
+_effects_table = TurnEffect.__table__  # type: ignore[attr-defined]
+_EFFECTS = (
+    select(_effects_table.c.name, _effects_table.c.arguments, _effects_table.c.result)
+    .where(_effects_table.c.message_id == _MESSAGE_ID)
+    .order_by(_effects_table.c.id)
+)
+# Only against a message of the same owner: the message id travels through the MCP layer.
+_RECORD_EFFECT = insert(_effects_table).from_select(
+    ["message_id", "owner_id", "name", "arguments", "result", "created_at"],
+    select(
+        _messages.c.id,
+        _messages.c.owner_id,
+        bindparam("name", type_=String()),
+        bindparam("arguments", type_=PortableJSON),
+        bindparam("result", type_=PortableJSON),
+        _NOW,
+    ).where(_messages.c.id == _MESSAGE_ID, _messages.c.owner_id == _OWNER),
+)
 _CLAIM = (
     update(_messages)
     .where(_messages.c.id == _MESSAGE_ID, _messages.c.failed == true())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -36,7 +38,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from server.recurrence import describe
+from server.recurrence import SCHEMA_PATTERN, describe
+from server.timezones import ZoneName
 
 ID_MAX = 2**31 - 1  # the id columns are 32-bit INTEGERs on PostgreSQL
 TITLE_MAX = 500
@@ -234,13 +237,36 @@ class Message(SQLModel, table=True):
     )
 
 
+class TurnEffect(SQLModel, table=True):
+    """A change that a chat turn's tool call made, written in the change's own transaction:
+    a retry of the turn (its message sent again) finds it here instead of making it again."""
+
+    __tablename__ = "turn_effects"
+    __table_args__ = (
+        Index("ix_turn_effects_message", "message_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    message_id: int = SQLField(
+        sa_column=Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+    )
+    owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
+    name: str = SQLField(sa_column=Column(String(64), nullable=False))
+    arguments: dict[str, Any] = SQLField(sa_column=Column(PortableJSON, nullable=False))
+    result: dict[str, Any] = SQLField(sa_column=Column(PortableJSON, nullable=False))
+    created_at: datetime = SQLField(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
 # ---------------------------------------------------------------- input rules
 # Every adapter (REST bodies, paths and queries, MCP tool arguments, chat requests) uses these
 # types, so none can forget a rule. PostgreSQL text cannot hold NUL, and other control
 # characters are never meant in a todo list: both are refused everywhere, so what SQLite
 # accepts can always move to PostgreSQL.
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Characters that print nothing: a title made of them only is no title.
 _INVISIBLE = re.compile(r"[\s\u00ad\u200b-\u200f\u2028-\u202f\u205f-\u206f\ufeff]+")
 
@@ -251,7 +277,7 @@ def id_in_range(value: int) -> bool:
 
 
 def _plain_text(value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError("must not contain control characters such as NUL")
     return value
 
@@ -262,24 +288,27 @@ def _visible_text(value: str) -> str:
     return value
 
 
-# The range a date may take. Python's own limits (years 1 and 9999) are where drivers map
-# dates to -infinity/infinity and back to naive values, and no todo is due in year 1.
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+# The range a date may take: written in the years 1900 to 9998, at any offset (so in UTC a day
+# either side). Python's own limits (years 1 and 9999) are where drivers map dates to
+# -infinity/infinity and back to naive values, and no todo is due in year 1.
+EARLIEST = datetime(1899, 12, 31, tzinfo=UTC)
+LATEST = datetime(9999, 1, 2, tzinfo=UTC)
+# The same as a pattern for the API's document: the year a date-time is written with.
+YEAR_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
 
 def _utc(value: datetime) -> datetime:
-    message = "date must be between 1900-01-01 and 9998-12-31"
+    message = "date must be in the years 1900 to 9998"
+    local_year = value.year
     try:
         value = value.astimezone(UTC)
     except OverflowError:
         raise ValueError(message) from None
-    if not EARLIEST <= value <= LATEST:
+    if not (EARLIEST <= value <= LATEST and 1900 <= local_year <= 9998):
         raise ValueError(message)
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX),
@@ -306,16 +335,46 @@ def _normalize_tags(tags: list[str]) -> list[str]:
     return list(seen)
 
 
-Tags = Annotated[list[Tag], Field(max_length=TAGS_MAX), AfterValidator(_normalize_tags)]
+# The same rules as JSON Schema patterns, for the API's document (so that what it allows is
+# accepted). Tool schemas leave them out: not every model's strict mode takes a lookahead.
+PLAIN_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+VISIBLE_PATTERN = (
+    r"^(?=[\s\S]*[^\s\u00ad\u200b-\u200f\u2028-\u202f\u205f-\u206f\ufeff])"
+    r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+)
+_PLAIN_DOC = Field(json_schema_extra={"pattern": PLAIN_PATTERN})
+_VISIBLE_DOC = Field(json_schema_extra={"pattern": VISIBLE_PATTERN})
+TitleText = Annotated[Title, _VISIBLE_DOC]
+DescriptionText = Annotated[Description, _PLAIN_DOC]
+TagText = Annotated[Tag, _VISIBLE_DOC]
+SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_plain_text)]
+QueryText = Annotated[SearchText, _PLAIN_DOC]
+Tags = Annotated[list[TagText], Field(max_length=TAGS_MAX), AfterValidator(_normalize_tags)]
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _written_date(value: Any) -> Any:
+    """Dates come as ISO 8601 text, as the schema says: pydantic would also take a number
+    (or a numeric string) as seconds since 1970, which no client means."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date and time with an offset, e.g. 2026-05-01T17:00Z")
+    return value
+
+
 # A timestamp with an offset, kept in UTC, between EARLIEST and LATEST: dates at the calendar's
 # edges are a validation error, not an OverflowError.
-Due = Annotated[AwareDatetime, AfterValidator(_utc)]
-SearchText = Annotated[str, StringConstraints(max_length=200), AfterValidator(_plain_text)]
+Due = Annotated[
+    AwareDatetime,
+    BeforeValidator(_written_date),
+    AfterValidator(_utc),
+    Field(json_schema_extra={"pattern": YEAR_PATTERN}),
+]
 MessageText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX),
     AfterValidator(_plain_text),
     AfterValidator(_visible_text),
+    _VISIBLE_DOC,
 ]
 
 
@@ -324,14 +383,14 @@ RecurrenceText = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_plain_text),
     Field(
+        json_schema_extra={"pattern": SCHEMA_PATTERN},
         description="How the task repeats: an RRULE (FREQ=WEEKLY;BYDAY=MO) or a phrase such as "
         "'daily', 'every monday', 'every weekday', 'every 2 weeks', 'monthly on the 15th'. "
-        "Needs a due date: the first occurrence."
+        "Needs a due date: the first occurrence.",
     ),
 ]
-ZoneName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+TaskZone = Annotated[
+    ZoneName,
     Field(description="IANA timezone the repetition and reminders follow (default: the server's)"),
 ]
 ReminderOffset = Annotated[
@@ -348,13 +407,13 @@ ReminderTime = Annotated[Due, Field(description="Remind at this time (in the fut
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Title
-    description: Description | None = None
+    title: TitleText
+    description: DescriptionText | None = None
     priority: Priority = Priority.none
     due: Due | None = None
     tags: Tags = []
     recurrence: RecurrenceText | None = None
-    timezone: ZoneName | None = None
+    timezone: TaskZone | None = None
     remind_at: ReminderTime | None = None
     remind_before: ReminderOffset | None = None
 
@@ -365,19 +424,38 @@ class TaskReplace(TaskCreate):
     completed: bool = False
 
 
+def _without_null(*names: str) -> Callable[[dict[str, Any]], None]:
+    """Schema edit: these optional fields may be left out, but not sent as null."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in names:
+            field = schema["properties"][name]
+            kinds = [kind for kind in field.pop("anyOf", []) if kind.get("type") != "null"]
+            field.pop("default", None)
+            if len(kinds) == 1:
+                field.update(kinds[0])
+            elif kinds:
+                field["anyOf"] = kinds
+
+    return edit
+
+
 class TaskUpdate(BaseModel):
     """PATCH body: only the fields sent change; `null` clears description and due."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_without_null("title", "priority", "tags", "completed", "timezone"),
+    )
 
-    title: Title | None = None
-    description: Description | None = None
+    title: TitleText | None = None
+    description: DescriptionText | None = None
     priority: Priority | None = None
     due: Due | None = None
     tags: Tags | None = None
     completed: bool | None = None
     recurrence: RecurrenceText | None = Field(default=None, description="null: stop repeating")
-    timezone: ZoneName | None = None
+    timezone: TaskZone | None = None
     remind_at: ReminderTime | None = Field(default=None, description="null: no reminder")
     remind_before: ReminderOffset | None = Field(default=None, description="null: no reminder")
 
@@ -442,10 +520,9 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: MessageText
-    conversation_id: Annotated[int, Field(ge=1)] | None = None
+    conversation_id: Annotated[int, Field(ge=1, le=ID_MAX)] | None = None
     timezone: Annotated[
-        str | None,
-        Field(description="IANA timezone for phrases like 'tomorrow 5pm'", max_length=64),
+        ZoneName | None, Field(description="IANA timezone for phrases like 'tomorrow 5pm'")
     ] = None
 
 
@@ -524,9 +601,11 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 _ERROR_MEANINGS = {
+    400: "The body is not JSON, or nests deeper than 64 levels",
     401: "No valid bearer token",
     403: "The user id in the path is not the token's",
     404: "Not found, or not yours",
+    405: "Method not allowed on this path; see Allow",
     413: "Request body over 1 MiB",
     422: "Invalid input; `fields` names each one",
     429: "Rate limit exceeded; see Retry-After",
@@ -535,4 +614,4 @@ _ERROR_MEANINGS = {
     503: "The database is unavailable; see Retry-After",
     504: "The model did not answer in time; the message is saved and a retry is safe",
 }
-API_ERRORS = error_responses(401, 403, 404, 413, 422, 429, 500, 503)
+API_ERRORS = error_responses(400, 401, 403, 404, 405, 413, 422, 429, 500, 503)

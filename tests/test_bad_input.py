@@ -18,6 +18,7 @@ from mcp import Client
 from mcp_tools.identity import fixed_user
 from mcp_tools.inprocess import InProcessClient
 from mcp_tools.server import build_mcp_server
+from server.errors import DatabaseUnreachable, database_unavailable
 from server.settings import Settings
 from tests.conftest import SECRET, client_for, make_token
 
@@ -89,6 +90,19 @@ async def test_a_token_living_longer_than_a_year_is_refused(client: httpx.AsyncC
     assert response.status_code == 401 and "lifetime" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_signed_time_claim_of_the_wrong_type_is_401_everywhere(
+    client: httpx.AsyncClient, claim: str
+) -> None:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": "alice", "iat": now, "exp": now + 3600}
+    claims[claim] = str(claims.get(claim, now))  # a numeric string, correctly signed
+    headers = {"Authorization": f"Bearer {jwt.encode(claims, SECRET, 'HS256')}"}
+    for method, path in [("GET", "/api/tasks"), ("GET", "/api/conversations"), ("POST", "/mcp")]:
+        response = await client.request(method, path, headers=headers, json={})
+        assert response.status_code == 401, (method, path, response.text)
+
+
 async def test_a_subject_with_control_characters_is_refused(client: httpx.AsyncClient) -> None:
     token = make_token("ali\x00ce")
     headers = {"Authorization": f"Bearer {token}"}
@@ -104,7 +118,7 @@ async def test_oversized_headers_are_431(client: httpx.AsyncClient, alice: H) ->
 
 
 @pytest.mark.parametrize("task_id", OUT_OF_RANGE)
-async def test_ids_out_of_range_are_simply_not_found(
+async def test_ids_out_of_range_are_422_naming_the_id(
     client: httpx.AsyncClient, alice: H, task_id: int
 ) -> None:
     calls = [
@@ -120,12 +134,17 @@ async def test_ids_out_of_range_are_simply_not_found(
     ]
     for method, path, body in calls:
         response = await client.request(method, path, json=body, headers=alice)
-        assert response.status_code == 404, (method, path, response.text)
-        assert response.json()["error"] == "not_found"
+        assert response.status_code == 422, (method, path, response.text)
+        assert response.json()["fields"][0]["field"] in ("task_id", "conversation_id")
     chat = await client.post(
         "/api/chat", json={"message": "hi", "conversation_id": task_id}, headers=alice
     )
-    assert chat.status_code in (404, 422), chat.text
+    assert chat.status_code == 422, chat.text
+    assert chat.json()["fields"][0]["field"] == "conversation_id"
+    if task_id > 0:  # after=0 is "from the start", a stream like any other
+        events = await client.get("/api/events", params={"after": task_id}, headers=alice)
+        assert events.status_code == 422, events.text
+        assert events.json()["fields"][0]["field"] == "after"
     assert (await client.get("/api/conversations", headers=alice)).json()["data"] == []
 
 
@@ -176,27 +195,25 @@ async def test_bad_filters_are_422(client: httpx.AsyncClient, alice: H, params: 
 
 
 @pytest.mark.parametrize(
-    "cursor_value",
+    "cursor",
     [
-        ["-created", {"dt": "2026-01-01T00:00:00"}, 5],  # naive datetime
-        ["-created", {"dt": "9999-12-31T23:59:59-10:00"}, 5],
-        ["-priority", True, 5],  # a boolean is not a priority
-        ["-priority", 2, 2**40],  # an id no row can have
-        ["-priority", 2, True],
-        ["-created", {"dt": "2026-01-01T00:00:00Z"}, "7"],
-        ["-created", "x"],
+        "WyItY3JlYXRlZCIsIDIsIDVd",  # base64 of JSON, the old form
+        "1_",
+        "_",
+        "1.5_3",
+        "x_1",
+        "1_2_3",
+        "1" * 21 + "_1",
+        "1_\u0661",  # a digit, but not an ASCII one
     ],
 )
-async def test_client_edited_cursors_are_422(
-    client: httpx.AsyncClient, alice: H, cursor_value: list[Any]
+async def test_cursors_not_of_the_documented_form_are_422(
+    client: httpx.AsyncClient, alice: H, cursor: str
 ) -> None:
-    cursor = base64.urlsafe_b64encode(json.dumps(cursor_value).encode()).decode().rstrip("=")
-    sort = cursor_value[0]
-    response = await client.get(
-        "/api/tasks", params={"cursor": cursor, "sort": sort}, headers=alice
-    )
-    assert response.status_code == 422, response.text
-    assert "cursor" in response.json()["detail"]
+    for path in ("/api/tasks", "/api/conversations"):
+        response = await client.get(path, params={"cursor": cursor}, headers=alice)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["fields"][0]["field"] == "cursor"
 
 
 @pytest.mark.parametrize(
@@ -245,9 +262,16 @@ async def tool_error(mcp: Client, name: str, arguments: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("get_task", {"task_id": 2147483648}, "Task 2147483648 not found"),
-        ("delete_task", {"task_id": 99999999999999999999}, "not found"),
-        ("complete_task", {"task_id": 2147483648}, "not found"),
+        ("get_task", {"task_id": 2147483648}, "'task_id' should be less than or equal to"),
+        ("delete_task", {"task_id": 99999999999999999999}, "'task_id' should be less"),
+        ("complete_task", {"task_id": 2147483648}, "'task_id'"),
+        ("add_task", {"title": "ok", "due": "tomorrow\x00"}, "'due' must not contain control"),
+        ("update_task", {"task_id": 1, "remind_at": "\x00"}, "'remind_at' must not contain"),
+        (
+            "add_task",
+            {"title": "ok", "timezone": "x" * 20_000},
+            "'timezone' string should have at most",
+        ),
         ("get_task", {"task_id": True}, "'task_id'"),
         ("get_task", {"task_id": "1"}, "'task_id'"),
         ("get_task", {"task_id": 0}, "'task_id'"),
@@ -259,7 +283,7 @@ async def tool_error(mcp: Client, name: str, arguments: dict[str, Any]) -> str:
         ("add_task", {"title": "ok", "due": "tomorrow", "timezone": "Europe"}, "unknown timezone"),
         ("add_task", {"title": "ok", "user_id": "bob"}, "unknown argument 'user_id'"),
         ("list_tasks", {"query": "a\x00"}, "'query'"),
-        ("list_tasks", {"cursor": "garbage"}, "cursor is not valid"),
+        ("list_tasks", {"cursor": "garbage"}, "argument 'cursor' string should match"),
         ("update_task", {"task_id": 1, "title": 5}, "'title'"),
     ],
 )
@@ -272,3 +296,54 @@ async def test_tool_errors_are_one_sentence_the_model_can_act_on(
     assert "\n" not in text and "http" not in text, "no multi-line pydantic text with its URL"
     listed = await mcp.call_tool("list_tasks", {"status": "all"})
     assert listed.structured_content is not None and listed.structured_content["count"] == 0
+
+
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/chat", "/chatkit", "/mcp"])
+async def test_deeply_nested_json_is_400_everywhere(
+    client: httpx.AsyncClient, alice: H, path: str
+) -> None:
+    body = '{"a":' * 50_000 + "1" + "}" * 50_000
+    headers = {**alice, "Content-Type": "application/json", "Accept": "application/json"}
+    response = await client.post(path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_request" and "nests" in response.json()["detail"]
+    assert await all_tasks(client, alice) == []
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America/Argentina", "Etc", "Factory", "../etc/passwd"])
+async def test_a_zone_that_is_not_a_zone_is_422_never_an_outage(
+    client: httpx.AsyncClient, alice: H, zone: str
+) -> None:
+    task = {"title": "x", "due": "2030-01-01T09:00:00Z", "recurrence": "daily"}
+    response = await client.post("/api/tasks", json={**task, "timezone": zone}, headers=alice)
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"][0]["field"] == "timezone"
+    assert "retry-after" not in response.headers
+    chat = await client.post("/api/chat", json={"message": "hi", "timezone": zone}, headers=alice)
+    assert chat.status_code == 422 and chat.json()["fields"][0]["field"] == "timezone"
+    kit = await client.post(
+        "/chatkit",
+        json={"type": "threads.list", "params": {}},
+        headers={**alice, "X-Timezone": zone},
+    )
+    assert kit.status_code == 422, kit.text
+    assert await all_tasks(client, alice) == []
+
+
+def test_only_the_database_drivers_errors_mean_an_outage() -> None:
+    assert not database_unavailable(IsADirectoryError(21, "Is a directory"))
+    assert not database_unavailable(FileNotFoundError())
+    assert database_unavailable(DatabaseUnreachable("connection refused"))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"title": "x", "due": 0.0}, "due"), ({"title": "x", "due": "1700000000"}, "due")],
+)
+async def test_dates_are_written_dates_not_numbers(
+    client: httpx.AsyncClient, alice: H, body: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/api/tasks", json=body, headers=alice)
+    assert response.status_code == 422 and response.json()["fields"][0]["field"] == field
+    listing = await client.get("/api/tasks", params={"due_before": "0.5"}, headers=alice)
+    assert listing.status_code == 422 and listing.json()["fields"][0]["field"] == "due_before"

@@ -321,17 +321,32 @@ async def test_pagination_visits_every_task_once(
     assert [task["id"] for task in full["data"]] == seen, "pages join into the same order"
 
 
-async def test_cursor_from_another_sort_is_refused(client: httpx.AsyncClient, alice: H) -> None:
-    for i in range(3):
-        await create(client, alice, title=f"t{i}")
+async def test_every_cursor_of_the_documented_form_is_a_position(
+    client: httpx.AsyncClient, alice: H
+) -> None:
+    """The schema states a cursor's form; any string of it names a place in any order (a
+    value or id beyond the table's is the place past everything), so none is refused."""
+    ids = [(await create(client, alice, title=f"t{i}"))["id"] for i in range(3)]
+    newest_first = ids[::-1]
     cursor = (await client.get("/api/tasks", params={"limit": 1}, headers=alice)).json()[
         "next_cursor"
     ]
-    response = await client.get(
-        "/api/tasks", params={"cursor": cursor, "sort": "due"}, headers=alice
-    )
-    assert response.status_code == 422
-    assert "sort" in response.json()["detail"]
+    cases = [
+        ("-created", cursor, newest_first[1:]),
+        ("-created", "99999999999999999999_99999999999", newest_first),
+        ("-created", "-99999999999999999999_0", []),
+        ("created", "-99999999999999999999_0", ids),
+        ("priority", "-5_0", ids),
+        ("-priority", "9_99999999999", newest_first),
+        ("due", "_0", ids),  # past every due date: the tasks without one, by id
+        ("due", cursor, ids),  # a cursor of another order still names a place in this one
+    ]
+    for sort, given, expected in cases:
+        response = await client.get(
+            "/api/tasks", params={"cursor": given, "sort": sort}, headers=alice
+        )
+        assert response.status_code == 200, (sort, given, response.text)
+        assert [task["id"] for task in response.json()["data"]] == expected, (sort, given)
 
 
 async def test_default_page_is_20(client: httpx.AsyncClient, alice: H) -> None:

@@ -145,6 +145,9 @@ async def test_ids_out_of_range_are_422_naming_the_id(
         events = await client.get("/api/events", params={"after": task_id}, headers=alice)
         assert events.status_code == 422, events.text
         assert events.json()["fields"][0]["field"] == "after"
+        resumed = await client.get("/api/events", headers={**alice, "Last-Event-ID": str(task_id)})
+        assert resumed.status_code == 422, resumed.text
+        assert resumed.json()["fields"][0]["field"] == "last-event-id"
     assert (await client.get("/api/conversations", headers=alice)).json()["data"] == []
 
 

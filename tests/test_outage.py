@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -52,6 +53,19 @@ async def cluster() -> AsyncIterator[Cluster]:
         yield cluster
 
 
+def cluster_settings(cluster: Cluster, data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url=cluster.url,
+        better_auth_secret=SECRET,
+        data_dir=data_dir,
+        rate_limit_enabled=False,
+        db_pool_size=5,
+        **overrides,
+    )
+
+
 async def load(
     client: httpx.AsyncClient, kind: str, worker: int, stop: float, outcomes: list[Outcome]
 ) -> None:
@@ -84,15 +98,7 @@ async def load(
 
 
 async def test_restart_and_stop_under_write_load(cluster: Cluster, tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="test",
-        database_url=cluster.url,
-        better_auth_secret=SECRET,
-        data_dir=tmp_path,
-        rate_limit_enabled=False,
-        db_pool_size=5,
-    )
+    settings = cluster_settings(cluster, tmp_path)
     outcomes: list[Outcome] = []
     ready_during_outage: list[int] = []
     async with (
@@ -160,14 +166,9 @@ async def test_a_turn_cut_off_by_an_outage_after_its_tool_call_is_retried_withou
     """The tool's change committed, then the database went away before the answer (or even
     the failure) could be stored. The message stays unanswered; sending it again finds the
     change recorded with it and does not make it twice."""
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        environment="test",
-        database_url=cluster.url,
-        better_auth_secret=SECRET,
-        data_dir=tmp_path,
-        rate_limit_enabled=False,
-        db_pool_size=5,
+    settings = cluster_settings(
+        cluster,
+        tmp_path,
         openai_base_url=fake.url,  # type: ignore[attr-defined]
         agent_model="fake-model",
         agent_timeout=30,

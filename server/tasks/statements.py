@@ -34,18 +34,15 @@ def values_of(values: dict[str, Any]) -> dict[str, Any]:
     return {f"v_{name}": new for name, new in values.items()}
 
 
-CREATE = (
-    insert(table)
-    .values(
-        owner_id=OWNER,
-        completed=False,
-        completed_at=None,
-        created_at=NOW,
-        updated_at=NOW,
-        **{name: value(name) for name in WRITTEN},
-    )
-    .returning(*ALL)
-)
+# What every new task starts with, besides the values written.
+_FRESH = {
+    "owner_id": OWNER,
+    "completed": False,
+    "completed_at": None,
+    "created_at": NOW,
+    "updated_at": NOW,
+}
+CREATE = insert(table).values(**_FRESH, **{name: value(name) for name in WRITTEN}).returning(*ALL)
 # A series is named after its first task.
 START_SERIES = (
     update(table)
@@ -81,14 +78,7 @@ def _occurrence(dialect_insert: Any) -> Any:
     columns = {name: value(name) for name in (*CARRIED, "due", "series_id", "remind_at")}
     return (
         dialect_insert(table)
-        .values(
-            owner_id=OWNER,
-            completed=False,
-            completed_at=None,
-            created_at=NOW,
-            updated_at=NOW,
-            **columns,
-        )
+        .values(**_FRESH, **columns)
         .on_conflict_do_nothing(index_elements=["series_id", "due"])
         .returning(*ALL)
     )

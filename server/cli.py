@@ -34,6 +34,9 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         lines = [
             f"  {'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            if error["loc"]
+            # A rule across settings names them itself.
+            else f"  {error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         ]
         raise SystemExit("configuration error:\n" + "\n".join(lines)) from None
@@ -155,7 +158,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = served_at(load_settings(), args.host, args.port)
     _check_port_free(args.host, args.port)
     asyncio.run(_migrate(settings))
-    base = f"http://{args.host}:{args.port}"
+    # The address people reach: PUBLIC_URL when set (behind a proxy, or 0.0.0.0 in a container).
+    base = settings.public_url.rstrip("/")
     print(
         f"todo-chat listening on {base}  (database: {settings.database_url.split('@')[-1]}, "
         f"model: {settings.agent_provider})\n"
@@ -231,8 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API, MCP and chat server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     serve.set_defaults(func=cmd_serve)
 
     token = commands.add_parser("token", help="print a JWT for a user, signed with the secret")

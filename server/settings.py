@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse_many
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -105,6 +106,19 @@ class Settings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         return zone_name(value)
+
+    @field_validator("rate_limit_chat", "rate_limit_rest", "rate_limit_mcp", "rate_limit_anonymous")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        # A limit SlowAPI cannot read would turn rate limiting off, with an error per request.
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: use e.g. 20/minute, or several joined by ';' "
+                "(20/minute;500/day)"
+            ) from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

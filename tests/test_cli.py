@@ -114,7 +114,10 @@ async def test_serve_prints_a_signed_in_link_to_the_page_in_development() -> Non
         ({"DB_POOL_SIZE": "lots"}, "DB_POOL_SIZE"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL is not usable"),
         ({"EVENTS_WEBHOOK_URL": "ftp://example.com/hook"}, "EVENTS_WEBHOOK_URL"),
-        ({"EVENTS_WEBHOOK_URL": "https://example.com/hook"}, "EVENTS_WEBHOOK_SECRET"),
+        ({"EVENTS_WEBHOOK_URL": "https://example.com/hook"}, "\n  EVENTS_WEBHOOK_URL needs"),
+        ({"RATE_LIMIT_CHAT": "lots"}, "RATE_LIMIT_CHAT: Value error, 'lots' is not a rate limit"),
+        ({"RATE_LIMIT_REST": "5 a minute"}, "RATE_LIMIT_REST"),
+        ({"DEFAULT_TIMEZONE": "Mars/Base"}, "DEFAULT_TIMEZONE: Value error, unknown timezone"),
         (
             {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/todo_chat_no_such_db"},
             "cannot use the database at 127.0.0.1:5432/todo_chat_no_such_db",

@@ -78,3 +78,22 @@ async def test_cors_allows_only_configured_origins(make_settings: Callable[..., 
 async def test_no_cors_by_default(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz", headers={"Origin": "http://localhost:3000"})
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_uptime_checkers_may_ask_for_the_page_with_head(
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with client_for(make_settings(web_ui=True)) as client:
+        page = await client.head("/")
+        assert page.status_code == 200 and page.content == b""
+        assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_a_method_a_path_does_not_answer_names_every_method_it_does(
+    client: httpx.AsyncClient,
+) -> None:
+    options = await client.options("/api/tasks")
+    assert options.status_code == 405 and options.json()["error"] == "method_not_allowed"
+    assert options.headers["allow"] == "GET, POST"
+    trace = await client.request("TRACE", "/api/tasks/5")
+    assert trace.headers["allow"] == "GET, PUT, PATCH, DELETE"

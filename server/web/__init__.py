@@ -43,5 +43,6 @@ def install(app: FastAPI) -> None:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=SECURITY_HEADERS)
 
-    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
+    # HEAD too: uptime checkers ask for the page that way.
+    app.add_api_route("/", page, methods=["GET", "HEAD"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

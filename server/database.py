@@ -170,6 +170,12 @@ class Database:
         # seconds while most waited milliseconds. asyncio's Semaphore is first come, first
         # served, and with one permit per connection the pool never makes anyone wait.
         self._turns = asyncio.Semaphore(pool_size)
+        # SQLite has one writer at a time. Its transactions take the write lock when they begin
+        # and wait for it by polling (sleeps of up to 100 ms), each holding a pooled connection
+        # meanwhile: two hundred at once emptied the pool and timed out ("QueuePool limit
+        # reached", then "database is locked"). In this process they queue here instead, first
+        # come, first served, without a connection; other processes still meet the lock.
+        self._sqlite_writes = asyncio.Lock()
         self._compiled: dict[int, _Compiled] = {}
 
     async def dispose(self) -> None:
@@ -198,7 +204,7 @@ class Database:
         """`async with db.transaction() as tx:` statements run by `tx.rows()` commit together,
         or not at all."""
         if not self.is_postgres:
-            async with self.engine.begin() as connection:
+            async with self._sqlite_writes, self.engine.begin() as connection:
                 yield Transaction(self, connection)
             return
         async with self._driver() as connection, connection.transaction():

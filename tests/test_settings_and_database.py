@@ -152,3 +152,26 @@ async def test_a_request_arriving_as_a_connection_is_freed_waits_its_turn(
         await db.dispose()
     assert len(served) == 10
     assert served == asked
+
+
+async def test_sqlite_transactions_queue_in_the_process_not_on_pooled_connections(
+    tmp_path: Path,
+) -> None:
+    """Many writers at once on SQLite: each waits its turn without holding a connection, so
+    the pool never runs dry while one transaction works (waiting on SQLite's own lock, 40
+    writers of 0.1 s emptied a pool whose checkout waits 1 s)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}", pool_size=5)
+    async with db.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    db.engine.pool._timeout = 1  # type: ignore[attr-defined]
+
+    async def write(i: int) -> None:
+        async with db.transaction() as tx:
+            await tx.rows(text("INSERT INTO t (v) VALUES (:v)"), {"v": str(i)})
+            await asyncio.sleep(0.1)  # work inside the transaction, with the write lock
+
+    try:
+        await asyncio.gather(*(write(i) for i in range(40)))
+        assert await db.rows(text("SELECT count(*) AS n FROM t"), {}) == [{"n": 40}]
+    finally:
+        await db.dispose()

@@ -22,6 +22,7 @@ from mcp_tools.dates import parse_due
 from mcp_tools.identity import TIMEZONE_META_KEY, TurnResolver, UserResolver, no_turn
 from server.database import Database
 from server.errors import DATABASE_UNAVAILABLE, AppError, database_unavailable
+from server.metrics import MCP_TOOL_CALLS
 from server.models import (
     CONTROL_CHARACTERS,
     ID_MAX,
@@ -196,6 +197,19 @@ class TaskToolServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> Any:
+        # Counted by tool; a name that is no tool is one label, whatever a client sends.
+        label = name if self._tool_manager.get_tool(name) is not None else "unknown"
+        try:
+            result = await self._checked_call(name, arguments, context)
+        except ToolError:
+            MCP_TOOL_CALLS.labels(label, "error").inc()
+            raise
+        MCP_TOOL_CALLS.labels(label, "ok").inc()
+        return result
+
+    async def _checked_call(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> Any:
         tool = self._tool_manager.get_tool(name)
         if tool is not None:
             known = tool.parameters.get("properties", {})
@@ -266,7 +280,13 @@ def build_mcp_server(
                 lambda task: TaskChange.of(change, task).model_dump(mode="json"),
             )
         try:
-            yield TaskService(db, user_id, zone_of(timezone, ctx), effect=effect)
+            yield TaskService(
+                db,
+                user_id,
+                zone_of(timezone, ctx),
+                effect=effect,
+                max_tasks=settings.max_tasks_per_user,
+            )
         except AppError as exc:
             raise ToolError(exc.detail) from exc
         except ValidationError as exc:

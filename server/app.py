@@ -17,7 +17,7 @@ from starlette.routing import Route
 from mcp_tools.http import RateLimitedMCP, build_http_mcp, protected_resource_metadata
 from mcp_tools.identity import turn_from_server_meta, user_from_server_meta
 from mcp_tools.server import build_mcp_server
-from server import web
+from server import metrics, web
 from server.api import chat, chatkit, conversations, events, health, tasks
 from server.auth import TokenVerifier
 from server.database import Database
@@ -26,6 +26,8 @@ from server.http import BodySizeLimit, LastResort, install_error_handlers
 from server.jobs import Jobs
 from server.models import API_ERRORS
 from server.ratelimit import RateLimitHeaders, RateLimits, rate_limited
+from server.request_context import RequestContext
+from server.services.event_hub import EventHub
 from server.settings import Settings
 from todo_agent.agent import build_agent, build_model
 from todo_agent.chat import ChatService
@@ -56,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     chatkit_server = TodoChatKitServer(ConversationStore(db), chat_service)
 
     jobs = Jobs(db, settings)
+    hub = EventHub(db, settings.events_poll_seconds)
+    hub.on_count = metrics.EVENT_STREAMS_OPEN.set
+    db.events_committed = hub.notify
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = None
         if settings.background_jobs:
             background = asyncio.create_task(jobs.run(stop_jobs))
+        hub.start()
         try:
             async with mcp_server.session_manager.run():
                 await task_tools.connect()
@@ -74,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if background is not None:
                 stop_jobs.set()  # the pass in progress finishes first
                 await asyncio.gather(background, return_exceptions=True)
+            await hub.stop()
             await verifier.aclose()
             await db.dispose()
 
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.chat = chat_service
     app.state.chatkit = chatkit_server
     app.state.jobs = jobs
+    app.state.events = hub
     install_error_handlers(app)
 
     app.state.rate_limits = limits
@@ -120,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     if settings.web_ui_enabled:
         web.install(app)
+    if settings.metrics_enabled:
+        metrics.install(app)
 
     # /mcp and its RFC 9728 metadata go to the MCP SDK's app (with its auth middleware);
     # every other path stays with FastAPI and its JSON errors.
@@ -146,8 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Mcp-Protocol-Version",
                 "X-Timezone",
                 "Last-Event-ID",
+                "X-Request-ID",
             ],
             expose_headers=[
+                "X-Request-ID",
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
@@ -156,5 +168,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(LastResort)  # outermost of ours: it sees every exception
+    app.add_middleware(LastResort)  # it sees every exception
+    app.add_middleware(RequestContext)  # outermost: it times, counts and logs every answer
     return app

@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import re
+import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from types import FrameType
 
+import uvicorn
 from pydantic import ValidationError
 
+from server.logs import setup_logging
 from server.settings import Settings
 
 _TTL = re.compile(r"^(\d+)([smhd])$")
@@ -66,26 +70,62 @@ def cmd_migrate(_: argparse.Namespace) -> None:
     print(asyncio.run(_migrate(load_settings())), file=sys.stderr)
 
 
-async def _work(settings: Settings) -> None:
+async def _work(settings: Settings, host: str, port: int | None) -> None:
+    from fastapi import FastAPI
+
+    from server import metrics
     from server.database import Database
     from server.jobs import Jobs
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)  # the pass in progress finishes, then exit 0
     db = Database(settings.database_url, pool_size=2)
+    serving = None
+    if port:
+        # The worker's own /metrics (reminders and webhook deliveries are counted here) and
+        # a /healthz for liveness probes.
+        app = FastAPI(openapi_url=None)
+        app.state.settings, app.state.db = settings, db
+        app.get("/healthz", include_in_schema=False)(_alive)
+        metrics.install(app)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        )
+        server = _Quiet(config)
+        serving = asyncio.create_task(server.serve())
     try:
-        await Jobs(db, settings).run()
+        await Jobs(db, settings).run(stop)
     finally:
+        if serving is not None:
+            server.should_exit = True
+            await serving
         await db.dispose()
 
 
-def cmd_worker(_: argparse.Namespace) -> None:
+async def _alive() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+class _Quiet(uvicorn.Server):
+    """uvicorn inside a process that handles its signals itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
     """The reminder and webhook sender on its own, for deployments that run `serve` with
     BACKGROUND_JOBS=false; any number of workers may run."""
     settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
     print(asyncio.run(_migrate(settings)), file=sys.stderr)
     webhook = settings.events_webhook_url or "none"
-    print(f"todo-chat worker: reminders on, webhook {webhook}", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_work(settings))
+    where = f", metrics on {args.host}:{args.port}/metrics" if args.port else ""
+    print(f"todo-chat worker: reminders on, webhook {webhook}{where}", file=sys.stderr, flush=True)
+    asyncio.run(_work(settings, args.host, args.port))
 
 
 def user_id(value: str) -> str:
@@ -151,11 +191,10 @@ def _page_line(settings: Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from server.app import create_app
 
     settings = served_at(load_settings(), args.host, args.port)
+    setup_logging(settings.log_level, settings.log_format)
     _check_port_free(args.host, args.port)
     asyncio.run(_migrate(settings))
     # The address people reach: PUBLIC_URL when set (behind a proxy, or 0.0.0.0 in a container).
@@ -177,15 +216,48 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # 10-20 % more requests per second and a shorter latency tail (bench/, wrk at 100 clients).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
+        log_config=None,  # logging is set up once, by `setup_logging`
+        access_log=False,  # RequestContext logs each request, with its id
         proxy_headers=True,
-        # Event streams (/api/events) never end by themselves: on shutdown they get this long.
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    _Draining(config, app.state.events.close_streams).run()
+
+
+class _Draining(uvicorn.Server):
+    """uvicorn, plus: on SIGTERM or SIGINT the event streams end at once (with a hint to
+    reconnect) instead of holding the shutdown for its whole grace period, and the process
+    exits 0 once requests in flight have finished."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_exit)
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn raises the signal again once it has shut down; by default SIGTERM would then
+        # end the process with status 143, as if it had been killed mid-request.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_quietly)
+        super().run(sockets)
+
+
+def _exit_quietly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 async def _stdio_user(settings: Settings, user: str | None) -> str:
@@ -249,7 +321,13 @@ def main(argv: list[str] | None = None) -> None:
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(func=cmd_migrate)
 
-    worker = commands.add_parser("worker", help="send due reminders and webhook events")
+    worker = commands.add_parser(
+        "worker", help="send due reminders and webhook events, delete old events"
+    )
+    worker.add_argument(
+        "--port", type=int, help="serve /metrics and /healthz on this port (none without it)"
+    )
+    worker.add_argument("--host", default="127.0.0.1", help="address for --port (127.0.0.1)")
     worker.set_defaults(func=cmd_worker)
 
     mcp = commands.add_parser(
@@ -261,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     mcp.set_defaults(func=cmd_mcp)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    setup_logging("warning")  # serve and worker set their own level and format
     args.func(args)
 
 

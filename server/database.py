@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +177,8 @@ class Database:
         # come, first served, without a connection; other processes still meet the lock.
         self._sqlite_writes = asyncio.Lock()
         self._compiled: dict[int, _Compiled] = {}
+        # Called after a transaction that wrote events commits on SQLite (the event hub).
+        self.events_committed: Callable[[], None] = lambda: None
 
     async def dispose(self) -> None:
         if self._pool is not None:
@@ -204,8 +206,13 @@ class Database:
         """`async with db.transaction() as tx:` statements run by `tx.rows()` commit together,
         or not at all."""
         if not self.is_postgres:
-            async with self._sqlite_writes, self.engine.begin() as connection:
-                yield Transaction(self, connection)
+            async with self._sqlite_writes:
+                async with self.engine.begin() as connection:
+                    tx = Transaction(self, connection)
+                    yield tx
+                if tx.wrote_events:
+                    # PostgreSQL says so to every process (NOTIFY); SQLite tells this one.
+                    self.events_committed()
             return
         async with self._driver() as connection, connection.transaction():
             yield Transaction(self, connection)
@@ -241,16 +248,17 @@ class Database:
             self._compiled[id(statement)] = compiled
         return compiled
 
+    def _connect_args(self) -> tuple[list[Any], dict[str, Any]]:
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        kwargs = {**kwargs, "timeout": 10, **self.url.connect_args}
+        for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            kwargs.pop(sqlalchemy_only, None)
+        return list(args), kwargs
+
     async def _open_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
             if self._pool is None:
-                args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
-                kwargs = {**kwargs, "timeout": 10, **self.url.connect_args}
-                for sqlalchemy_only in (
-                    "prepared_statement_cache_size",
-                    "prepared_statement_name_func",
-                ):
-                    kwargs.pop(sqlalchemy_only, None)
+                args, kwargs = self._connect_args()
                 self._pool = await asyncpg.create_pool(
                     *args,
                     **kwargs,
@@ -261,6 +269,23 @@ class Database:
                 )
         return self._pool
 
+    async def connect_alone(self) -> asyncpg.Connection:
+        """PostgreSQL: a connection outside the pool, for as long as the caller holds it
+        (a LISTEN needs its own)."""
+        args, kwargs = self._connect_args()
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except _CONNECTING_FAILED as exc:
+            raise _unreachable(exc) from exc
+
+    def pool_connections(self) -> dict[str, int]:
+        """How many connections are in use and idle (PostgreSQL's pool), for the metrics."""
+        pool = self._pool
+        if pool is None:
+            return {"in_use": 0, "idle": 0, "max": self._pool_size}
+        idle = pool.get_idle_size()
+        return {"in_use": pool.get_size() - idle, "idle": idle, "max": self._pool_size}
+
 
 class Transaction:
     """Runs statements on one connection: asyncpg's on PostgreSQL, SQLAlchemy's on SQLite."""
@@ -268,6 +293,7 @@ class Transaction:
     def __init__(self, db: Database, connection: asyncpg.Connection | AsyncConnection) -> None:
         self._db = db
         self._connection = connection
+        self.wrote_events = False
 
     async def rows(
         self, statement: ClauseElement, params: dict[str, Any], plan_per_call: bool = False

@@ -51,7 +51,13 @@ async def task_service(request: Request, credentials: Credentials) -> TaskServic
     # The user straight from the token, not through `CurrentUser`: each level of dependencies
     # FastAPI solves costs about 3 % of a task listing's CPU.
     user = await current_user(request, credentials)
-    return TaskService(request.app.state.db, user, request.app.state.settings.default_timezone)
+    settings = request.app.state.settings
+    return TaskService(
+        request.app.state.db,
+        user,
+        settings.default_timezone,
+        max_tasks=settings.max_tasks_per_user,
+    )
 
 
 TaskServiceDep = Annotated[TaskService, Depends(task_service)]

@@ -46,6 +46,20 @@ class Forbidden(AppError):
     code = "forbidden"
 
 
+class LimitReached(AppError):
+    """A per-user cap (MAX_TASKS_PER_USER, MAX_CONVERSATIONS_PER_USER) would be passed."""
+
+    status_code = 409
+    code = "limit_reached"
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(
+            f"you have {limit} {what}, the most this server keeps per user: delete some first",
+            limit=limit,
+            limit_name=f"{what} per user",
+        )
+
+
 class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"

@@ -26,7 +26,6 @@ from server.errors import (
 MAX_BODY_BYTES = 1024 * 1024
 # Browsers and proxies keep all headers of a request within 8-16 KiB; a bearer token is ~1 KiB.
 MAX_HEADER_BYTES = 16 * 1024
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("todo_chat.http")
 
 
@@ -138,8 +137,8 @@ class LastResort:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-            request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+            # Given by RequestContext, which also sends it back as X-Request-ID.
+            request_id = scope.get("state", {}).get("request_id") or uuid.uuid4().hex
             log.exception(
                 "unexpected error, request id %s, on %s %s",
                 request_id,
@@ -149,13 +148,7 @@ class LastResort:
             if started:
                 return  # the answer is under way (a stream): it ends here, the server goes on
             detail = f"an unexpected error occurred; quote request id {request_id} when reporting"
-            response = error_response(
-                500,
-                "internal_error",
-                detail,
-                {"X-Request-ID": request_id},
-                request_id=request_id,
-            )
+            response = error_response(500, "internal_error", detail, request_id=request_id)
             await response(scope, receive, send)
 
 

@@ -19,15 +19,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Integer, bindparam, null, or_, select, true, update
+from sqlalchemy import BigInteger, Integer, bindparam, delete, null, or_, select, true, update
 from standardwebhooks import Webhook
 
 from server.database import Database
 from server.errors import database_unavailable
+from server.metrics import REMINDERS_SENT, WEBHOOK_DELIVERIES
 from server.models import Event, Task, UTCDateTime, utcnow
 from server.services.events import emit, payload
 from server.settings import Settings
@@ -36,11 +38,13 @@ log = logging.getLogger("todo_chat.jobs")
 BATCH = 20
 LATE_AFTER = timedelta(minutes=1)
 BACKOFF_MAX = 3600.0
+PURGE_EVERY_SECONDS = 600.0
+PURGE_BATCH = 1000
 _tasks = Task.__table__  # type: ignore[attr-defined]
 _events = Event.__table__  # type: ignore[attr-defined]
 _NOW = bindparam("now", type_=UTCDateTime())
 _LEASE = bindparam("lease", type_=UTCDateTime())
-_ID = bindparam("row_id", type_=Integer())
+_ID = bindparam("row_id", type_=BigInteger())
 
 
 class Jobs:
@@ -52,6 +56,8 @@ class Jobs:
             Webhook(settings.events_webhook_secret) if settings.events_webhook_url else None
         )
         self.webhook_failures = 0
+        self.retention = timedelta(days=settings.events_retention_days)
+        self._next_purge = 0.0  # the first pass purges
         self.http: httpx.AsyncClient | None = None
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -76,7 +82,29 @@ class Jobs:
         done = await self.send_reminders()
         if self.webhook is not None:
             done += await self.deliver_events()
+        if time.monotonic() >= self._next_purge:
+            await self.purge_events()
+            self._next_purge = time.monotonic() + PURGE_EVERY_SECONDS
         return done
+
+    # ------------------------------------------------------------ retention
+
+    async def purge_events(self) -> int:
+        """Delete the events older than EVENTS_RETENTION_DAYS: with the content of the tasks
+        they describe (deleted ones too), they go. With a webhook, only delivered ones go; an
+        undelivered one waits for its delivery (todochat_events_undelivered shows them).
+        In batches, so that no statement holds the table for long."""
+        before = utcnow() - self.retention
+        statement = _PURGE_DELIVERED if self.webhook is not None else _PURGE
+        purged = 0
+        while True:
+            rows = await self.db.rows(statement, {"before": before, "limit": PURGE_BATCH})
+            purged += len(rows)
+            if len(rows) < PURGE_BATCH:
+                break
+        if purged:
+            log.info("deleted %d events older than %s", purged, before.isoformat())
+        return purged
 
     # ------------------------------------------------------------ reminders
 
@@ -93,6 +121,7 @@ class Jobs:
                 remind_at = row["remind_at"].isoformat().replace("+00:00", "Z")
                 await emit(tx, "reminder.due", row, remind_at=remind_at, late=late)
                 sent += 1
+            REMINDERS_SENT.labels("true" if late else "false").inc()
         return sent
 
     # ------------------------------------------------------------ webhook
@@ -103,8 +132,10 @@ class Jobs:
         claimed = await self.db.rows(_CLAIM_EVENTS, {"now": now, "lease": now + self.lease})
         for row in sorted(claimed, key=lambda event: event["id"]):
             if await self._post(row):
+                WEBHOOK_DELIVERIES.labels("ok").inc()
                 await self.db.rows(_DELIVERED, {"row_id": row["id"], "now": utcnow()})
             else:
+                WEBHOOK_DELIVERIES.labels("failed").inc()
                 self.webhook_failures += 1
                 wait = min(2.0 ** row["attempts"], BACKOFF_MAX)
                 retry_at = utcnow() + timedelta(seconds=wait)
@@ -175,3 +206,19 @@ _RETRY = (
     .where(_events.c.id == _ID)
     .values(attempts=_events.c.attempts + 1, next_attempt_at=_NOW, lease_until=null())
 )
+
+_BEFORE = bindparam("before", type_=UTCDateTime())
+
+
+def _purge(*where: Any) -> Any:
+    oldest = (
+        select(_events.c.id)
+        .where(_events.c.created_at < _BEFORE, *where)
+        .order_by(_events.c.id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    return delete(_events).where(_events.c.id.in_(oldest)).returning(_events.c.id)
+
+
+_PURGE = _purge()
+_PURGE_DELIVERED = _purge(_events.c.delivered_at.is_not(None))

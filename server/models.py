@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic import field_validator as validator
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -41,7 +42,7 @@ from sqlmodel import SQLModel
 from server.recurrence import SCHEMA_PATTERN, describe
 from server.timezones import ZoneName
 
-ID_MAX = 2**31 - 1  # the id columns are 32-bit INTEGERs on PostgreSQL
+ID_MAX = 2**63 - 1  # the id columns are 64-bit: BIGINT on PostgreSQL, INTEGER on SQLite
 TITLE_MAX = 500
 DESCRIPTION_MAX = 10_000
 TAG_MAX = 40
@@ -50,6 +51,8 @@ MESSAGE_MAX = 8_000
 OWNER_MAX = 255
 
 PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+# SQLite's INTEGER is 64-bit, and only an INTEGER primary key is its autoincrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -115,7 +118,7 @@ class Task(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = SQLField(default=None, sa_column=Column(BigId, primary_key=True))
     owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
     title: str = SQLField(sa_column=Column(String(TITLE_MAX), nullable=False))
     description: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
@@ -132,7 +135,7 @@ class Task(SQLModel, table=True):
     # `series_start` (the first occurrence's due).
     recurrence: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
     timezone: str | None = SQLField(default=None, sa_column=Column(String(64), nullable=True))
-    series_id: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    series_id: int | None = SQLField(default=None, sa_column=Column(BigId, nullable=True))
     series_start: datetime | None = SQLField(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -166,10 +169,10 @@ class Event(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = SQLField(default=None, sa_column=Column(BigId, primary_key=True))
     owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
     type: str = SQLField(sa_column=Column(String(40), nullable=False))
-    task_id: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    task_id: int | None = SQLField(default=None, sa_column=Column(BigId, nullable=True))
     data: dict[str, Any] = SQLField(
         default_factory=dict, sa_column=Column(PortableJSON, nullable=False)
     )
@@ -196,7 +199,7 @@ class Conversation(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = SQLField(default=None, sa_column=Column(BigId, primary_key=True))
     owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
     title: str = SQLField(sa_column=Column(String(200), nullable=False))
     created_at: datetime = SQLField(
@@ -214,11 +217,9 @@ class Message(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = SQLField(default=None, sa_column=Column(BigId, primary_key=True))
     conversation_id: int = SQLField(
-        sa_column=Column(
-            Integer, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
-        )
+        sa_column=Column(BigId, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False)
     )
     owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
     role: str = SQLField(sa_column=Column(String(16), nullable=False))
@@ -231,7 +232,7 @@ class Message(SQLModel, table=True):
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
     # On an answer: the user message it answers (ChatKit names a turn's items after it).
-    reply_to: int | None = SQLField(default=None, sa_column=Column(Integer, nullable=True))
+    reply_to: int | None = SQLField(default=None, sa_column=Column(BigId, nullable=True))
     created_at: datetime = SQLField(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
@@ -247,9 +248,9 @@ class TurnEffect(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = SQLField(default=None, sa_column=Column(Integer, primary_key=True))
+    id: int | None = SQLField(default=None, sa_column=Column(BigId, primary_key=True))
     message_id: int = SQLField(
-        sa_column=Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+        sa_column=Column(BigId, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
     )
     owner_id: str = SQLField(sa_column=Column(String(OWNER_MAX), nullable=False))
     name: str = SQLField(sa_column=Column(String(64), nullable=False))
@@ -593,6 +594,8 @@ class ErrorBody(BaseModel):
     conversation_id: int | None = Field(
         default=None, description="On a failed chat turn: where the message was saved"
     )
+    limit: int | None = Field(default=None, description="On 409: the cap that was reached")
+    limit_name: str | None = Field(default=None, description="On 409: what the cap counts")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -606,6 +609,7 @@ _ERROR_MEANINGS = {
     403: "The user id in the path is not the token's",
     404: "Not found, or not yours",
     405: "Method not allowed on this path; see Allow",
+    409: "A per-user cap (tasks, conversations) is reached; `limit` says it",
     413: "Request body over 1 MiB",
     422: "Invalid input; `fields` names each one",
     429: "Rate limit exceeded; see Retry-After",
@@ -614,4 +618,4 @@ _ERROR_MEANINGS = {
     503: "The database is unavailable; see Retry-After",
     504: "The model did not answer in time; the message is saved and a retry is safe",
 }
-API_ERRORS = error_responses(400, 401, 403, 404, 405, 413, 422, 429, 500, 503)
+API_ERRORS = error_responses(400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 503)

@@ -25,6 +25,7 @@ from slowapi.util import get_remote_address
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.http import error_response
+from server.metrics import RATE_LIMITED
 from server.settings import Settings
 
 log = logging.getLogger("todo_chat.ratelimit")
@@ -121,7 +122,11 @@ class RateLimits:
         """Count the request against `budget`; RateLimitExceeded when it is spent. The
         headers to answer with are kept for `RateLimitHeaders`."""
         response = Response()
-        await self._guards[budget](request=request, response=response)
+        try:
+            await self._guards[budget](request=request, response=response)
+        except RateLimitExceeded:
+            RATE_LIMITED.labels(budget).inc()
+            raise
         request.state.rate_limit_headers = [
             (name.encode(), value.encode())
             for name, value in response.headers.items()

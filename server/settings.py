@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM: how long requests in flight may take to finish before they are cut.
+    shutdown_grace_seconds: int = Field(default=30, ge=0, le=3600)
+    # /metrics (Prometheus): on by default; with a token, only with it as a bearer token.
+    metrics_enabled: bool = True
+    metrics_token: str = ""
 
     # Auth
     better_auth_secret: str = ""
@@ -70,6 +76,12 @@ class Settings(BaseSettings):
     reminder_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     events_webhook_url: str = ""
     events_webhook_secret: str = ""
+    # Events older than this are deleted (once delivered to the webhook, if there is one).
+    events_retention_days: float = Field(default=30.0, gt=0, le=3650)
+
+    # Per-user caps (0: none)
+    max_tasks_per_user: int = Field(default=10_000, ge=0)
+    max_conversations_per_user: int = Field(default=1_000, ge=0)
 
     # Rate limits (limits-library syntax, several separated by ";")
     rate_limit_enabled: bool = True
@@ -120,7 +132,7 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -23,7 +23,7 @@ from server.settings import Settings
 from tests.conftest import SECRET, client_for, make_token
 
 H = dict[str, str]
-OUT_OF_RANGE = [0, -1, 2147483648, 99999999999999999999]
+OUT_OF_RANGE = [0, -1, 2**63, 99999999999999999999]
 
 
 def forged(header: dict[str, Any], payload: dict[str, Any] | None = None) -> str:
@@ -265,9 +265,9 @@ async def tool_error(mcp: Client, name: str, arguments: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("get_task", {"task_id": 2147483648}, "'task_id' should be less than or equal to"),
+        ("get_task", {"task_id": 2**63}, "'task_id' should be less than or equal to"),
         ("delete_task", {"task_id": 99999999999999999999}, "'task_id' should be less"),
-        ("complete_task", {"task_id": 2147483648}, "'task_id'"),
+        ("complete_task", {"task_id": 2**63}, "'task_id'"),
         ("add_task", {"title": "ok", "due": "tomorrow\x00"}, "'due' must not contain control"),
         ("update_task", {"task_id": 1, "remind_at": "\x00"}, "'remind_at' must not contain"),
         (

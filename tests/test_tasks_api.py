@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from server.database import create_engine
+from server.settings import Settings
 from tests.conftest import auth
 
 H = dict[str, str]
@@ -428,3 +430,47 @@ async def test_a_user_id_with_odd_characters_is_just_a_user(client: httpx.AsyncC
     headers = auth("user with spaces/and?odd")
     await create(client, headers, title="x")
     assert len((await client.get("/api/tasks", headers=headers)).json()["data"]) == 1
+
+
+async def test_ids_beyond_32_bits_work_everywhere(
+    live_url: str, settings: Settings, alice: H
+) -> None:
+    """Ids are 64-bit: a busy deployment passes 2**31 tasks and events and carries on."""
+    start = 2**31 + 10
+    engine = create_engine(settings.database_url)
+    async with engine.begin() as connection:
+        for table in ("tasks", "events"):
+            if engine.dialect.name == "postgresql":
+                await connection.exec_driver_sql(f"ALTER SEQUENCE {table}_id_seq RESTART {start}")
+            else:
+                await connection.exec_driver_sql(
+                    f"INSERT INTO sqlite_sequence (name, seq) VALUES ('{table}', {start - 1})"
+                )
+    await engine.dispose()
+
+    async with httpx.AsyncClient(base_url=live_url, timeout=10) as client:
+        await _count_past_32_bits(client, alice, start)
+
+
+async def _count_past_32_bits(client: httpx.AsyncClient, alice: H, start: int) -> None:
+    first = await create(client, alice, title="first")
+    second = await create(client, alice, title="second", due="2030-01-01T09:00:00Z")
+    assert first["id"] == start and second["id"] == start + 1
+    page = await client.get("/api/tasks", params={"limit": 1}, headers=alice)
+    following = await client.get(
+        "/api/tasks", params={"limit": 1, "cursor": page.json()["next_cursor"]}, headers=alice
+    )
+    assert [t["title"] for t in following.json()["data"]] == ["first"]
+    done = await client.post(f"/api/tasks/{first['id']}/complete", headers=alice)
+    assert done.status_code == 200 and done.json()["completed"] is True
+    assert (await client.delete(f"/api/tasks/{second['id']}", headers=alice)).status_code == 204
+    async with client.stream(
+        "GET", "/api/events", headers={**alice, "Last-Event-ID": str(start)}
+    ) as stream:
+        ids = []
+        async for line in stream.aiter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line.removeprefix("id: ")))
+            if len(ids) == 3:
+                break
+    assert ids == [start + 1, start + 2, start + 3]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,14 @@ from agents.items import RunItem, ToolCallItem, ToolCallOutputItem
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai import APIError, APITimeoutError
 
-from agents import Agent, RunConfig, Runner, RunResultStreaming, set_tracing_disabled
+from agents import (
+    Agent,
+    RunConfig,
+    RunHooks,
+    Runner,
+    RunResultStreaming,
+    set_tracing_disabled,
+)
 from server.database import Database
 from server.errors import (
     InvalidInput,
@@ -31,6 +39,7 @@ from server.errors import (
     database_unavailable,
     error_body,
 )
+from server.metrics import CHAT_TURNS, MODEL_DURATION
 from server.models import ChatRequest, ChatResponse, ToolCallRecord
 from server.services.conversations import ConversationService, OpenTurn
 from server.settings import Settings
@@ -41,6 +50,14 @@ from todo_agent.tool_output import parse_tool_output
 
 MAX_TURNS = 12
 log = logging.getLogger("todo_chat.chat")
+# How a turn ended, for todochat_chat_turns_total (by the error `_guarded` raised).
+_OUTCOMES: dict[type[BaseException], str] = {
+    UpstreamTimeout: "timeout",
+    UpstreamError: "model_error",
+    Unavailable: "unavailable",
+    asyncio.CancelledError: "cancelled",
+    GeneratorExit: "cancelled",
+}
 
 
 @dataclass
@@ -58,6 +75,18 @@ class PreparedTurn:
     @property
     def conversation_id(self) -> int:
         return self.turn.conversation_id
+
+
+class _ModelTimer(RunHooks[ChatContext]):
+    """Times each model request of one run (a run's requests come one after another)."""
+
+    started = 0.0
+
+    async def on_llm_start(self, *_: Any) -> None:
+        self.started = time.perf_counter()
+
+    async def on_llm_end(self, *_: Any) -> None:
+        MODEL_DURATION.observe(time.perf_counter() - self.started)
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
@@ -115,7 +144,9 @@ class ChatService:
     async def prepare(self, user_id: str, request: ChatRequest) -> PreparedTurn:
         """Check the request, store the user's message, and build the model's input."""
         timezone = self._timezone(request.timezone)
-        conversations = ConversationService(self._db, user_id)
+        conversations = ConversationService(
+            self._db, user_id, self._settings.max_conversations_per_user
+        )
         turn = await conversations.open_turn(
             request.conversation_id,
             request.message,
@@ -189,6 +220,7 @@ class ChatService:
         journal = ToolJournal(list(turn.turn.done_before), turn.turn.message_id)
         # Set before the run starts: its tool calls run in tasks that inherit this context.
         token = current_journal.set(journal)
+        outcome = "error"
         try:
             try:
                 async with asyncio.timeout(self._settings.agent_timeout):
@@ -203,10 +235,13 @@ class ChatService:
                     # retries the turn without repeating what it changed.
                     raise Unavailable(conversation_id=turn.conversation_id) from exc
                 raise
-        except BaseException:
+            outcome = "stopped" if journal.stopped else "ok"
+        except BaseException as exc:
+            outcome = _OUTCOMES.get(type(exc), "error")
             await self._failed(turn, journal)
             raise
         finally:
+            CHAT_TURNS.labels(outcome).inc()
             current_journal.reset(token)
             self._answering.discard(turn.turn.message_id)
 
@@ -223,6 +258,7 @@ class ChatService:
                     context=turn.context,
                     run_config=self._run_config,
                     max_turns=MAX_TURNS,
+                    hooks=_ModelTimer(),
                 )
             )
             try:
@@ -252,6 +288,7 @@ class ChatService:
                     context=turn.context,
                     run_config=self._run_config,
                     max_turns=MAX_TURNS,
+                    hooks=_ModelTimer(),
                 )
             except MaxTurnsExceeded:
                 return await self._stopped(turn, journal)
@@ -263,6 +300,7 @@ class ChatService:
         """The answer to a turn that ran out of steps: what its tool calls did, stored like
         any answer. A turn that changed tasks never reports that it failed: a retry would
         do them again."""
+        journal.stopped = True
         done = journal.completed()
         calls = [ToolCallRecord(**call) for call in done]
         lines = [f"I stopped after {MAX_TURNS} steps, before I was done."]

@@ -45,6 +45,7 @@ class ToolJournal:
     earlier: list[dict[str, Any]]
     message_id: int | None = None  # the user message whose turn this is
     done: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False  # the turn ran out of steps
 
     def replay(self, name: str, arguments: dict[str, Any]) -> dict[str, Any] | None:
         for index, record in enumerate(self.earlier):

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     String,
     Text,
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 )
 
 from server.database import Database, Transaction
-from server.errors import NotFound
+from server.errors import LimitReached, NotFound
 from server.models import (
     Conversation,
     ConversationPublic,
@@ -90,9 +92,11 @@ class OpenTurn:
 
 
 class ConversationService:
-    def __init__(self, db: Database, owner_id: str) -> None:
+    def __init__(self, db: Database, owner_id: str, max_conversations: int = 0) -> None:
+        """`max_conversations`: how many the user may have (0: no cap)."""
         self.db = db
         self.owner_id = owner_id
+        self.max_conversations = max_conversations
 
     def _params(self, conversation_id: int, **values: Any) -> dict[str, Any]:
         if not id_in_range(conversation_id):
@@ -126,6 +130,10 @@ class ConversationService:
         now = utcnow()
         async with self.db.transaction() as tx:
             if conversation_id is None:
+                if self.max_conversations:
+                    counted = await tx.one(_COUNT, {"owner": self.owner_id})
+                    if counted is not None and counted["count"] >= self.max_conversations:
+                        raise LimitReached("conversations", self.max_conversations)
                 created = await tx.one(
                     _START, {"owner": self.owner_id, "title": title_from(message), "now": now}
                 )
@@ -305,12 +313,13 @@ def _not_found(conversation_id: int) -> NotFound:
 # Built once; every one that names a conversation filters by its owner.
 
 _OWNER = bindparam("owner", type_=String())
-_CONVERSATION_ID = bindparam("conversation_id", type_=Integer())
+_CONVERSATION_ID = bindparam("conversation_id", type_=BigInteger())
 _NOW = bindparam("now", type_=UTCDateTime())
 _LIMIT = bindparam("limit", type_=Integer())
 _OWNED = and_(_conversations.c.id == _CONVERSATION_ID, _conversations.c.owner_id == _OWNER)
 
 _GET = select(*_CONVERSATION_COLUMNS).where(_OWNED)
+_COUNT = select(func.count().label("count")).where(_conversations.c.owner_id == _OWNER)
 _START = (
     insert(_conversations)
     .values(
@@ -338,12 +347,12 @@ _APPEND = (
         content=bindparam("content", type_=Text()),
         tool_calls=bindparam("tool_calls", type_=PortableJSON),
         failed=False,
-        reply_to=bindparam("reply_to", type_=Integer()),
+        reply_to=bindparam("reply_to", type_=BigInteger()),
         created_at=_NOW,
     )
     .returning(_messages.c.id)
 )
-_MESSAGE_ID = bindparam("message_id", type_=Integer())
+_MESSAGE_ID = bindparam("message_id", type_=BigInteger())
 _effects_table = TurnEffect.__table__  # type: ignore[attr-defined]
 _EFFECTS = (
     select(_effects_table.c.name, _effects_table.c.arguments, _effects_table.c.result)
@@ -380,7 +389,7 @@ _PAGE = (
     .limit(_LIMIT)
 )
 _LAST_UPDATED = bindparam("last_updated", type_=UTCDateTime())
-_LAST_ID = bindparam("last_id", type_=Integer())
+_LAST_ID = bindparam("last_id", type_=BigInteger())
 _PAGE_AFTER = _PAGE.where(
     or_(
         _conversations.c.updated_at < _LAST_UPDATED,
@@ -427,7 +436,7 @@ _ANSWER = (
     .where(
         _IN_OWNED,
         _messages.c.role == "assistant",
-        _messages.c.reply_to == bindparam("reply_to", type_=Integer()),
+        _messages.c.reply_to == bindparam("reply_to", type_=BigInteger()),
     )
     .order_by(_messages.c.id.desc())
     .limit(1)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     String,
     bindparam,
@@ -50,6 +51,7 @@ async def emit(tx: Transaction, kind: str, row: dict[str, Any], **extra: Any) ->
     """Write one event about the task `row` (as written) within the change's transaction."""
     params = {"owner": row["owner_id"], "type": kind, "task_id": row["id"], "now": utcnow()}
     await tx.rows(_EMIT, {**params, "data": {"row": _as_json(row), **extra}})
+    tx.wrote_events = True
 
 
 def with_events(write: Any) -> Any:
@@ -116,8 +118,11 @@ def _task_from_row(stored: dict[str, Any]) -> dict[str, Any]:
     return TaskPublic.model_validate(values).model_dump(mode="json")
 
 
+PAGE = 100
+
+
 async def since(
-    db: Database, owner_id: str, after_id: int, limit: int = 100
+    db: Database, owner_id: str, after_id: int, limit: int = PAGE
 ) -> list[dict[str, Any]]:
     """The user's events after this id, oldest first."""
     return await db.rows(_SINCE, {"owner": owner_id, "after": after_id, "limit": limit})
@@ -132,7 +137,7 @@ _NOW = bindparam("now", type_=UTCDateTime())
 _EMIT = insert(_events).values(
     owner_id=bindparam("owner", type_=String()),
     type=bindparam("type", type_=String()),
-    task_id=bindparam("task_id", type_=Integer()),
+    task_id=bindparam("task_id", type_=BigInteger()),
     data=bindparam("data", type_=PortableJSON),
     created_at=_NOW,
     attempts=0,
@@ -143,7 +148,7 @@ _SINCE = (
     select(*_COLUMNS)
     .where(
         _events.c.owner_id == bindparam("owner", type_=String()),
-        _events.c.id > bindparam("after", type_=Integer()),
+        _events.c.id > bindparam("after", type_=BigInteger()),
     )
     .order_by(_events.c.id)
     .limit(bindparam("limit", type_=Integer()))

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Integer,
@@ -198,7 +199,7 @@ def _after(column: Any, descending: bool, nullable: bool, after_null: bool) -> C
     Non-null values compare as a row, `(column, id) < (value, last_id)`, which PostgreSQL
     answers from the (owner, column, id) index without scanning the rows before the cursor.
     """
-    last_id = bindparam("last_id", type_=Integer())
+    last_id = bindparam("last_id", type_=BigInteger())
     id_after = table.c.id < last_id if descending else table.c.id > last_id
     if after_null:
         return and_(column.is_(None), id_after)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.database import Database
+from server.errors import LimitReached
 from server.models import (
     Occurrences,
     TaskCreate,
@@ -29,17 +30,30 @@ from server.tasks.rules import Completion
 
 class TaskService:
     def __init__(
-        self, db: Database, owner_id: str, timezone: str = "UTC", *, effect: Effect | None = None
+        self,
+        db: Database,
+        owner_id: str,
+        timezone: str = "UTC",
+        *,
+        effect: Effect | None = None,
+        max_tasks: int = 0,
     ) -> None:
         """`timezone`: for repeating tasks that name no zone of their own. `effect`: record
-        each change in its own transaction (then every write takes a transaction)."""
+        each change in its own transaction (then every write takes a transaction).
+        `max_tasks`: how many tasks the user may have (0: no cap)."""
         self.db = db
         self.owner_id = owner_id
         self.timezone = timezone
+        self.max_tasks = max_tasks
         fast = db.is_postgres and effect is None
         self._writer = (PostgresWriter if fast else LockingWriter)(db, owner_id, timezone, effect)
 
     async def create(self, data: TaskCreate) -> TaskPublic:
+        if self.max_tasks:
+            # Two creates at the same moment may both pass: a cap, not an exact quota.
+            rows = await self.db.rows(statements.COUNT, {"owner": self.owner_id})
+            if rows[0]["count"] >= self.max_tasks:
+                raise LimitReached("tasks", self.max_tasks)
         # Left out and null are the same for a new task.
         changes = data.model_dump(exclude_none=True, exclude={"priority"})
         now = utcnow()

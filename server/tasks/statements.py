@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, any_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.models import Task, TaskPublic, UTCDateTime
@@ -19,9 +31,10 @@ ALL = list(table.columns)
 PUBLIC = [table.c[name] for name in TaskPublic.model_fields]
 
 OWNER = bindparam("owner", type_=String())
-TASK_ID = bindparam("task_id", type_=Integer())
+TASK_ID = bindparam("task_id", type_=BigInteger())
 OWNED_TASK = and_(table.c.id == TASK_ID, table.c.owner_id == OWNER)
 NOW = bindparam("now", type_=UTCDateTime())
+COUNT = select(func.count().label("count")).where(table.c.owner_id == OWNER)
 
 
 def value(name: str) -> Any:
@@ -61,7 +74,7 @@ MANY = select(*PUBLIC).where(
 )
 MANY_POSTGRES = select(*PUBLIC).where(
     table.c.owner_id == OWNER,
-    table.c.id == any_(bindparam("task_ids", type_=postgresql.ARRAY(Integer()))),
+    table.c.id == any_(bindparam("task_ids", type_=postgresql.ARRAY(BigInteger()))),
 )
 DELETE = delete(table).where(OWNED_TASK).returning(*ALL)
 _series_of = select(table.c.series_id).where(OWNED_TASK).scalar_subquery()

@@ -182,26 +182,31 @@ async def test_paging_order_rename_and_delete(kit: Callable[[str], Kit]) -> None
 
     thread = threads[0]
     await alice.say("what's pending?", thread)
-    collected: list[str] = []
-    after = None
-    while True:
-        params: dict[str, Any] = {"thread_id": thread, "limit": 1, "order": "asc"}
-        if after:
-            params["after"] = after
-        page = ITEMS.validate_python(await alice.call("items.list", **params))
-        collected += [item.id for item in page.data]
-        if not page.has_more:
-            break
-        after = page.after
     everything = ITEMS.validate_python(
         await alice.call("items.list", thread_id=thread, limit=50, order="asc")
     )
-    assert collected == [item.id for item in everything.data]
+    ids = [item.id for item in everything.data]
     assert [item.type for item in everything.data][-1] == "widget"
     newest = ITEMS.validate_python(
         await alice.call("items.list", thread_id=thread, limit=50, order="desc")
     )
-    assert [item.id for item in newest.data] == collected[::-1]
+    assert [item.id for item in newest.data] == ids[::-1]
+    # `limit` counts items, whatever message they come from, in either order.
+    for order, expected in (("asc", ids), ("desc", ids[::-1])):
+        for limit in (1, 2, 3):
+            collected: list[str] = []
+            after = None
+            while True:
+                params: dict[str, Any] = {"thread_id": thread, "limit": limit, "order": order}
+                if after:
+                    params["after"] = after
+                page = ITEMS.validate_python(await alice.call("items.list", **params))
+                assert len(page.data) == min(limit, len(expected) - len(collected))
+                collected += [item.id for item in page.data]
+                if not page.has_more:
+                    break
+                after = page.after
+            assert collected == expected, (order, limit)
 
     renamed = await alice.call("threads.update", thread_id=thread, title="Errands")
     assert renamed["title"] == "Errands"

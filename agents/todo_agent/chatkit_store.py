@@ -148,16 +148,21 @@ class ConversationStore(Store[KitContext]):
         await conversations.get(conversation_id)  # another user's thread is not found
         after_row = None if after is None else await self._row_of(conversation_id, after, context)
         newest_first = order == "desc"
-        rows = await conversations.rows(
-            conversation_id, None if after_row is None else after_row["id"], limit + 1, newest_first
-        )
-        # Whole messages per page: an answer's items never straddle two pages.
-        shown = rows[:limit]
-        items = await self._items(thread_id, shown[::-1] if newest_first else shown, context)
+        # A message gives one to three items (an answer: its tool calls, its text, a task list).
+        # Read from the message of `after` itself, so that a page may end, and the next begin,
+        # inside an answer; `limit` + 2 messages give more than `limit` items after it.
+        start = None
+        if after_row is not None:
+            start = after_row["id"] + (1 if newest_first else -1)
+        rows = await conversations.rows(conversation_id, start, limit + 2, newest_first)
+        items = await self._items(thread_id, rows[::-1] if newest_first else rows, context)
         if newest_first:
             items.reverse()
-        has_more = len(rows) > limit
-        return Page(data=items, has_more=has_more, after=items[-1].id if has_more else None)
+        ids = [item.id for item in items]
+        if after is not None and after in ids:
+            items = items[ids.index(after) + 1 :]
+        page, has_more = items[:limit], len(items) > limit
+        return Page(data=page, has_more=has_more, after=page[-1].id if has_more else None)
 
     async def load_item(self, thread_id: str, item_id: str, context: KitContext) -> ThreadItem:
         row = await self._row_of(conversation_of(thread_id), item_id, context)

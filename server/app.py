@@ -59,7 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     jobs = Jobs(db, settings)
     hub = EventHub(db, settings.events_poll_seconds)
-    hub.on_count = metrics.EVENT_STREAMS_OPEN.set
     db.events_committed = hub.notify
 
     @asynccontextmanager

@@ -73,7 +73,7 @@ def test_the_image_is_what_a_deployment_expects(image: str) -> None:
     assert "8000/tcp" in config["ExposedPorts"]
 
 
-def _process_serving(port: int) -> tuple[int, int]:
+def _process_serving(port: int, command: str = "serve") -> tuple[int, int]:
     """The pid and user id of the process whose command line says it serves on `port`."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -83,10 +83,24 @@ def _process_serving(port: int) -> tuple[int, int]:
             status = (entry / "status").read_text()
         except OSError:
             continue
-        if b"serve" in cmdline and str(port).encode() in cmdline and b"buildah" not in cmdline[0]:
+        named = command.encode() in cmdline and str(port).encode() in cmdline
+        if named and b"buildah" not in cmdline[0]:
             uid = next(line for line in status.splitlines() if line.startswith("Uid:"))
             return int(entry.name), int(uid.split()[1])
     raise AssertionError(f"no process serves on {port}")
+
+
+async def _answers(http: httpx.AsyncClient, path: str, process: subprocess.Popen[str]) -> None:
+    """Until `path` answers 200 (within 30 s), while the container's process runs."""
+    for _ in range(300):
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            if (await http.get(path)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never answered")
 
 
 @pytest.mark.skipif(not TEST_DATABASE_URL, reason="needs TEST_DATABASE_URL")
@@ -105,16 +119,7 @@ async def test_the_image_migrates_serves_and_round_trips_on_postgres(container: 
         base = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient(base_url=base, timeout=5) as http:
-                for _ in range(300):
-                    assert server.poll() is None, server.communicate()[0]
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("the container never became ready")
+                await _answers(http, "/readyz", server)
                 alice = {"Authorization": f"Bearer {make_token('alice')}"}
                 made = await http.post(
                     "/api/tasks", json={"title": "From the image"}, headers=alice
@@ -133,3 +138,18 @@ async def test_the_image_migrates_serves_and_round_trips_on_postgres(container: 
         assert server.returncode == 0, output
         # JSON logs are the image's default.
         assert any(line.startswith('{"time"') for line in output.splitlines()), output[-1000:]
+
+        # The worker, from the same image: its health and metrics, and a clean stop.
+        port = free_port()
+        worker = run_in(container, env, "todo-chat", "worker", "--port", str(port))
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+                await _answers(http, "/healthz", worker)
+                assert "todochat_reminders_sent_total" in (await http.get("/metrics")).text
+            pid, uid = _process_serving(port, "worker")
+            assert uid == 10001
+            os.kill(pid, signal.SIGTERM)
+            assert worker.wait(60) == 0, worker.communicate()[0]
+        finally:
+            if worker.poll() is None:
+                worker.kill()

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, bindparam, func, select
@@ -97,7 +97,6 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.reads = 0  # table reads so far (for tests and the bench)
-        self.on_count: Callable[[int], None] = lambda _: None  # open streams, for metrics
 
     # ------------------------------------------------------------ lifecycle
 
@@ -140,7 +139,6 @@ class EventHub:
     async def subscribe(self, owner_id: str) -> AsyncIterator[Subscription]:
         subscription = Subscription(self, owner_id)
         self._streams.setdefault(owner_id, set()).add(subscription)
-        self.on_count(self.open_streams)
         try:
             yield subscription
         finally:
@@ -148,7 +146,6 @@ class EventHub:
             subscriptions.discard(subscription)
             if not subscriptions:
                 self._streams.pop(owner_id, None)
-            self.on_count(self.open_streams)
 
     @property
     def horizon(self) -> int | None:

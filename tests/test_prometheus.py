@@ -54,7 +54,8 @@ async def test_prometheus_scrapes_the_metrics(
         finally:
             prometheus.terminate()
             await asyncio.to_thread(prometheus.wait, 10)
-    assert created == "1" and up == "1"
+    # The counters are the process's (earlier tests counted too): at least this test's create.
+    assert float(created) >= 1 and up == "1"
 
 
 async def _query(port: int, query: str) -> str:

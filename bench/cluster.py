@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from server.auth import issue_token
 
@@ -206,6 +209,7 @@ class Load:
     acknowledged: dict[str, list[int]] = field(default_factory=dict)  # user -> created ids
     streamed: dict[str, set[int]] = field(default_factory=dict)  # user -> ids seen created
     reconnects: int = 0
+    mcp_calls: int = 0
 
     def headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {_token(user)}"}
@@ -221,6 +225,7 @@ class Load:
                 *(self._writer(http, user, stop) for user in users),
                 *(self._reader(http, user, stop) for user in users),
                 self._chatter(http, users[0], stop),
+                self._mcp(users[-1], stop),
             ]
             steady = asyncio.gather(*requests)
             streams = [asyncio.create_task(self._stream(http, user)) for user in users]
@@ -285,6 +290,27 @@ class Load:
             body = {"message": "what's pending?"}
             await self._call(http, "POST", "/api/chat", json=body, headers=self.headers(user))
             await asyncio.sleep(0.2)
+
+    async def _mcp(self, user: str, stop: asyncio.Event) -> None:
+        """An MCP client through the balancer: one session, whose requests land on either
+        replica (the server is stateless, so nothing needs to stick)."""
+        while not stop.is_set():
+            try:
+                async with (
+                    httpx2.AsyncClient(headers=self.headers(user), timeout=30) as http,
+                    Client(streamable_http_client(f"{self.url}/mcp", http_client=http)) as mcp,
+                ):
+                    while not stop.is_set():
+                        added = await mcp.call_tool("add_task", {"title": "via MCP"})
+                        listed = await mcp.call_tool("list_tasks", {"limit": 5})
+                        if added.is_error or listed.is_error:
+                            self.failures.append(f"MCP: {added.content} {listed.content}")
+                        else:
+                            self.mcp_calls += 2
+                        await asyncio.sleep(0.05)
+            except Exception as exc:  # a failed MCP request is a failure of the run
+                self.failures.append(f"MCP session of {user}: {exc!r}")
+                await asyncio.sleep(0.2)
 
     async def _stream(self, http: httpx.AsyncClient, user: str) -> None:
         last = 0  # from the first event: every acknowledged task must show up

@@ -67,6 +67,7 @@ async def measure(args: argparse.Namespace) -> str:
                 f"{len(acknowledged & ids)} |",
                 f"| acknowledged tasks missing from their user's stream | {missed} |",
                 f"| stream reconnects | {load.reconnects} |",
+                f"| MCP tool calls through the balancer (one session) | {load.mcp_calls} |",
             ]
         )
         + "\n"

@@ -34,6 +34,7 @@ async def test_restarting_replicas_one_at_a_time_under_load_loses_nothing() -> N
         assert load.failures == [], load.failures[:5]
         assert load.requests > 100 and not [s for s in load.statuses if s >= 500], load.statuses
         assert load.reconnects >= 1, "streams on a stopping replica were told to reconnect"
+        assert load.mcp_calls > 10, "an MCP client went on through the restarts"
 
         connection = await asyncpg.connect(url)
         try:

@@ -17,6 +17,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+
+# The browser driver is a group of its own (`uv sync --group browser`; .ci/run syncs it).
+pytest.importorskip("playwright", reason="uv sync --group browser installs Playwright")
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from server.app import create_app

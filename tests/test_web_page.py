@@ -121,7 +121,10 @@ async def test_first_exchange_streams_shows_the_tool_and_the_task_in_local_time(
 
     task = page.locator("#task-list li").first
     await expect(task).to_contain_text("Buy milk")
-    await expect(task).to_contain_text("05:00 PM")
+    # One way of writing a date: the task panel says it as the reply does.
+    said = re.search(r"due (\w{3} \d{2} \w{3} \d{4}, 17:00 E[SD]T)", await reply.inner_text())
+    assert said, await reply.inner_text()
+    await expect(task.locator(".meta")).to_contain_text(f"due {said[1]}")
     async with web.api("alice") as api:
         [stored] = (await api.get("/api/tasks")).json()["data"]
     due = datetime.fromisoformat(stored["due"]).astimezone(ZoneInfo(ZONE))
@@ -170,6 +173,15 @@ async def test_keyboard_phone_width_and_security_headers(site: Callable[..., Any
     assert chat["width"] <= 390
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, "no sideways scrolling"
+    # The header is one line; "New chat" comes before the chat; the message box is on the
+    # first screen, at its bottom, not in the middle of the page.
+    header = await page.locator(".bar").bounding_box()
+    new_chat = await page.locator("#new-chat").bounding_box()
+    composer = await page.locator("#composer").bounding_box()
+    assert header and header["height"] < 60
+    assert new_chat and new_chat["y"] + new_chat["height"] <= chat["y"] + 1
+    assert composer and 844 * 0.75 < composer["y"] + composer["height"] <= 844
+    await page.screenshot(path=ARTIFACTS / "chat-page-390px.png", full_page=True)
     # Every control has a name a screen reader can say.
     for selector in ("#message", "#send", "#new-chat", "#task-list input"):
         assert await page.locator(selector).first.evaluate(
@@ -263,5 +275,13 @@ async def test_a_reminder_shows_in_the_open_page(site: Callable[..., Any]) -> No
     notice = page.locator("#notices li")
     await expect(notice).to_contain_text("Reminder: Call the bank", timeout=15_000)
     await notice.locator("button", has_text="Dismiss").click()
+    await expect(notice).to_have_count(0)
+    # Another reminder, then signing out: the sign-in screen shows no one's reminders.
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    async with web.api("alice") as api:
+        await api.post("/api/tasks", json={"title": "Pay rent", "remind_at": soon})
+    await expect(notice).to_contain_text("Reminder: Pay rent", timeout=15_000)
+    await page.click("#sign-out")
+    await expect(page.locator("#sign-in")).to_be_visible()
     await expect(notice).to_have_count(0)
     assert web.problems == []

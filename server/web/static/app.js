@@ -53,6 +53,7 @@ function signIn(token) {
 function signOut(message) {
   state.token = null;
   if (state.listening) state.listening.abort();
+  $("notices").replaceChildren(); // the next person to sign in does not see them
   localStorage.removeItem(TOKEN_KEY);
   $("who").textContent = "";
   $("sign-out").hidden = true;
@@ -403,7 +404,7 @@ async function listenForEvents() {
 function notice(event) {
   const item = document.createElement("li");
   const text = document.createElement("span");
-  const due = event.task.due ? ` (due ${dueFormat.format(new Date(event.task.due))})` : "";
+  const due = event.task.due ? ` (due ${formatDue(event.task.due)})` : "";
   text.textContent = `Reminder: ${event.task.title}${due}${event.late ? " — sent late" : ""}`;
   const dismiss = document.createElement("button");
   dismiss.type = "button";
@@ -416,9 +417,16 @@ function notice(event) {
 
 // ---------------------------------------------------------------- tasks
 
-const dueFormat = new Intl.DateTimeFormat(undefined, {
-  weekday: "short", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+// Dates read as the assistant's replies write them: "Tue 08 Dec 2026, 17:00 EST".
+const dueParts = new Intl.DateTimeFormat("en-US", {
+  weekday: "short", day: "2-digit", month: "short", year: "numeric",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
 });
+
+function formatDue(iso) {
+  const part = Object.fromEntries(dueParts.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  return `${part.weekday} ${part.day} ${part.month} ${part.year}, ${part.hour}:${part.minute} ${part.timeZoneName}`;
+}
 
 async function refreshTasks() {
   let page;
@@ -454,7 +462,7 @@ function taskItem(task) {
   const meta = document.createElement("span");
   meta.className = "meta";
   const parts = [];
-  if (task.due) parts.push(`due ${dueFormat.format(new Date(task.due))}`);
+  if (task.due) parts.push(`due ${formatDue(task.due)}`);
   if (task.priority && task.priority !== "none") parts.push(`${task.priority} priority`);
   if (task.tags.length) parts.push(task.tags.map((tag) => `#${tag}`).join(" "));
   meta.textContent = parts.join(" · ");

@@ -266,7 +266,7 @@ async def test_a_reminder_shows_in_the_open_page(site: Callable[..., Any]) -> No
     web: Site = await site(background_jobs=True, events_poll_seconds=0.2)
     page = await web.open("alice")
     await expect(page.locator("#task-list li")).to_have_text(["No tasks yet."])
-    remind_at = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
+    remind_at = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
     async with web.api("alice") as api:
         made = await api.post("/api/tasks", json={"title": "Call the bank", "remind_at": remind_at})
         assert made.status_code == 201
@@ -277,7 +277,7 @@ async def test_a_reminder_shows_in_the_open_page(site: Callable[..., Any]) -> No
     await notice.locator("button", has_text="Dismiss").click()
     await expect(notice).to_have_count(0)
     # Another reminder, then signing out: the sign-in screen shows no one's reminders.
-    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
     async with web.api("alice") as api:
         await api.post("/api/tasks", json={"title": "Pay rent", "remind_at": soon})
     await expect(notice).to_contain_text("Reminder: Pay rent", timeout=15_000)

@@ -71,6 +71,17 @@ def nothing(ask: bool = False) -> Check:
     return check
 
 
+def answers(absent: tuple[str, ...]) -> Check:
+    """Understood, and none of `absent` listed (a question about a day lists that day's)."""
+
+    def check(w: World) -> str | None:
+        if "understand" in w.reply:
+            return "not understood"
+        return shows(absent=absent)(w)
+
+    return check
+
+
 def shows(*keys: str, absent: tuple[str, ...] = ()) -> Check:
     def check(w: World) -> str | None:
         for key in keys:
@@ -391,6 +402,8 @@ CASES: list[tuple[Say, Check]] = [
     ("remember to buy bread", added("Buy bread")),
     ("add a reminder to call the vet on thursday", added("Call the vet", due=weekday(THU))),
     ("what's due today?", nothing()),
+    ("what do I have today?", answers(absent=("milk", "vet", "dentist"))),
+    ("what have I got on today", answers(absent=("milk", "vet", "dentist"))),
     ("what's overdue", nothing()),
     ("do i have anything about the dentist", shows("dentist", absent=("milk",))),
     ("mark the vet as done", completed("vet")),

@@ -536,7 +536,8 @@ def _respell(text: str) -> tuple[str, Intent | None]:
 
 _LIST_WORDS = re.compile(
     r"\b(?:tasks?|todos?|to-dos?|list|pending|left|remaining|open|outstanding|agenda|due|overdue|"
-    r"what do i have|what's next|whats next|what should i do|to do|on my plate|everything)\b"
+    r"what do i have|what have i got|what's on|whats on|what's next|whats next|what should i do|"
+    r"to do|on my plate|everything)\b"
 )
 _COMPLETED_WORDS = re.compile(
     r"\b(?:completed|done|finished|accomplished|did i (?:do|finish|complete)|checked off)\b"
@@ -560,7 +561,12 @@ def _list(lowered: str) -> Intent | None:
         return None
     if "overdue" in lowered or "late" in lowered.split():
         return Intent("list", status="pending", due_before="now")
-    due = re.search(r"\bdue\s+(today|tomorrow|this week|next week)\b", lowered)
+    # "due today", and the ways people ask for a day without "due": "what do I have today",
+    # "what's on for tomorrow", "anything left this week".
+    due = re.search(
+        r"\b(?:due|have|got|on|for|left|planned)\s+(today|tomorrow|this week|next week)\b",
+        lowered,
+    )
     if due:
         limit = {
             "today": "today 23:59",

@@ -157,6 +157,22 @@ def weekday(day: int, hour: int | None = None) -> Callable[[Any], bool]:
     return check
 
 
+def within(minutes: float) -> Callable[[Any], bool]:
+    """Due about `minutes` from now (a minute either way)."""
+
+    def check(due: Any) -> bool:
+        if due is None:
+            return False
+        ahead = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds() / 60
+        return minutes - 1 <= ahead <= minutes + 1
+
+    return check
+
+
+def is_set(value: Any) -> bool:
+    return value is not None
+
+
 def tomorrow(hour: int | None = None) -> Callable[[Any], bool]:
     def check(due: Any) -> bool:
         if due is None:
@@ -194,6 +210,10 @@ CASES: list[tuple[Say, Check]] = [
     ("put bin day on the list", added("Bin day")),
     ("add get a haircut to my todo list", added("Get a haircut")),
     ("remind me to call mom tomorrow at 5pm", added("Call mom", due=tomorrow(17))),
+    # the time said before what to do
+    ("remind me in 2 minutes to stretch", added("Stretch", due=within(2), remind_at=is_set)),
+    ("remind me in an hour to check the oven", added("Check the oven", due=within(60))),
+    ("remind me tomorrow at 9am to call the bank", added("Call the bank", due=tomorrow(9))),
     ("remind me to pay rent on friday", added("Pay rent", due=weekday(FRI))),
     ("Remind me to stretch tomorrow morning", added("Stretch", due=tomorrow(9))),
     ("i need to buy a birthday card", added("Buy a birthday card")),

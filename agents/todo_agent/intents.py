@@ -125,6 +125,7 @@ _DAY = (
 )
 _WHEN = rf"(?:{_DAY})(?:\s+(?:{_TIME}))?|(?:{_TIME})(?:\s+(?:{_DAY}))?"
 _DUE_AT_END = re.compile(rf"[\s,]+(?:(?:due|by|on|before|for)\s+)?(?P<due>{_WHEN})\s*$", re.I)
+_DUE_AT_START = re.compile(rf"^(?:(?:due|by|on|for)\s+)?(?P<due>{_WHEN})[\s,]+to\s+", re.I)
 _ONLY_WHEN = re.compile(rf"^(?:(?:due|by|on|before|for)\s+)?(?P<due>{_WHEN})$", re.I)
 _PRIORITY = re.compile(
     r"[\s,]*\b(?:with\s+|as\s+|at\s+)?(?:a\s+)?(?P<p>high|top|low|medium|normal|urgent|no)"
@@ -147,11 +148,15 @@ def normalize_due(phrase: str) -> str:
 
 
 def split_due(text: str) -> tuple[str, str | None]:
-    """'call mom tomorrow at 5pm' -> ('call mom', 'tomorrow at 5pm')."""
+    """'call mom tomorrow at 5pm' -> ('call mom', 'tomorrow at 5pm'); a time said first, as
+    in "(remind me) in 2 minutes to stretch", 'at noon to eat': ('stretch', 'in 2 minutes')."""
     match = _DUE_AT_END.search(text)
-    if not match or match.start() == 0:
-        return text, None
-    return text[: match.start()].strip(" ,"), normalize_due(match["due"])
+    if match and match.start() > 0:
+        return text[: match.start()].strip(" ,"), normalize_due(match["due"])
+    first = _DUE_AT_START.match(text)
+    if first and first.end() < len(text):
+        return text[first.end() :].strip(" ,"), normalize_due(first["due"])
+    return text, None
 
 
 def split_priority(text: str) -> tuple[str, str | None]:

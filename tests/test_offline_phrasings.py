@@ -428,6 +428,11 @@ CASES: list[tuple[Say, Check]] = [
     ("do i have anything about the dentist", shows("dentist", absent=("milk",))),
     ("mark the vet as done", completed("vet")),
     ("finished the report", completed("report")),
+    # ---- said in the past tense: done
+    ("paid the bills", completed("bills")),
+    ("cleaned the garage, tick it off", completed("garage")),
+    ("bought the oat milk", completed("milk")),
+    ("rang the plumber", completed("plumber")),
     ("i've done the bills", completed("bills")),
     ("delete the task called clean the garage", deleted("garage")),
     ("move the dentist to next monday", changed("dentist", due=weekday(MON))),
@@ -451,6 +456,10 @@ CASES: list[tuple[Say, Check]] = [
 # Must all pass: nothing may change, whatever the message.
 NEGATIVE: list[tuple[Say, Check]] = [
     ("what is the meaning of life", nothing()),
+    # the past tense about no task: nothing is added or completed
+    ("took a long walk today", nothing()),
+    ("called my sister, she says hi", nothing()),
+    ("paid the bills?", nothing()),
     ("asdf qwerty", nothing()),
     ("tell me a joke", nothing()),
     ("how's the weather", nothing()),

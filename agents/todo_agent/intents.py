@@ -603,6 +603,23 @@ _OTHERS = re.compile(
 )
 
 
+_PAST = re.compile(
+    rf"^(?:i\s+)?(?:just\s+|finally\s+|already\s+)?(?P<verb>{_any(v.PAST_TENSE)})\s+"
+    rf"(?P<rest>.+?)(?:[\s,;.!-]+(?:{_any(v.PAST_TENSE_ENDINGS)}))?$",
+    re.I,
+)
+
+
+def _done_in_past_tense(text: str, asked: bool) -> Intent | None:
+    """ "took out the bins, tick it off" -> complete the task "take out the bins". A task it
+    does not match is reported as not found: nothing is added."""
+    match = _PAST.match(text)
+    if match is None or asked:  # "called mom?" asks, it does not say
+        return None
+    words = f"{v.PAST_TENSE[match['verb'].lower()]} {match['rest']}"
+    return Intent("complete", ref=parse_ref(words.strip(_EDGE)))
+
+
 def understand(message: str) -> Intent:
     raw = re.sub(r"\s+", " ", message.translate(_QUOTES)).strip()
     if _GREETING.match(raw):
@@ -612,6 +629,9 @@ def understand(message: str) -> Intent:
         return Intent("help")
     if _OTHERS.search(text):
         return Intent("others")
+    past = _done_in_past_tense(text, raw.endswith("?"))
+    if past is not None:
+        return past
     # A misspelt verb first: "mrk task 3 as done" must not read as "<task 'mrk task 3 as'> done".
     respelt, unclear = _respell(text)
     if respelt != text:

@@ -121,3 +121,25 @@ ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "
 # Bulk references: the model changes one task at a time.
 EVERYTHING = ("all", "everything", "all of them", "all tasks", "all my tasks", "every task",
               "all my todos", "them all", "the whole list", "my whole list", "all the tasks")  # fmt: skip
+
+# "took out the bins": a past-tense sentence about a task says it is done. The verb's present
+# form, so that the words can be matched against the task's title ("Take out the bins").
+# Only verbs whose past form is not also a present one (not "read", "put", "set", "cut").
+PAST_TENSE: dict[str, str] = {
+    "took": "take", "paid": "pay", "bought": "buy", "called": "call", "rang": "call",
+    "phoned": "call", "went": "go", "made": "make", "sent": "send", "wrote": "write",
+    "cleaned": "clean", "washed": "wash", "emailed": "email", "fixed": "fix", "booked": "book",
+    "picked": "pick", "watered": "water", "walked": "walk", "fed": "feed", "got": "get",
+    "returned": "return", "renewed": "renew", "submitted": "submit", "cancelled": "cancel",
+    "canceled": "cancel", "ordered": "order", "posted": "post", "mailed": "mail",
+    "replied": "reply", "answered": "answer", "visited": "visit", "mowed": "mow",
+    "vacuumed": "vacuum", "tidied": "tidy", "packed": "pack", "filed": "file",
+    "signed": "sign", "scheduled": "schedule", "updated": "update", "printed": "print",
+    "collected": "collect", "dropped off": "drop off", "brought": "bring", "gave": "give",
+    "sold": "sell", "swept": "sweep", "cooked": "cook", "baked": "bake", "texted": "text",
+}  # fmt: skip
+# What may follow such a sentence: "took out the bins, tick it off".
+PAST_TENSE_ENDINGS = (
+    "tick it off", "check it off", "cross it off", "mark it done", "mark it as done",
+    "mark it off", "mark that done", "so tick it off", "so mark it done", "done", "all done",
+)  # fmt: skip

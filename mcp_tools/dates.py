@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
 from dateparser.date import DateDataParser
 
@@ -19,6 +20,26 @@ _SAYS_A_TIME = re.compile(
 )
 
 
+# "the 1st", "on the 22nd at 5pm": the next such day of a month. The date reader alone takes
+# "the 1st" and "the 2nd" for January and February.
+_DAY_OF_MONTH = re.compile(
+    r"^(?:on\s+)?(?:the\s+)?(?P<day>\d{1,2})(?:st|nd|rd|th)\b(?!\s+of\b)(?P<rest>.*)$",
+    re.I,
+)
+
+
+def _next_day_of_month(text: str, today: date) -> str:
+    match = _DAY_OF_MONTH.match(text)
+    if match is None or not 1 <= int(match["day"]) <= 31:
+        return text
+    day, year, month = int(match["day"]), today.year, today.month
+    if day < today.day:
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    while day > calendar.monthrange(year, month)[1]:  # no 31st in this month: the next one
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{calendar.month_name[month]} {day} {year}{match['rest']}"
+
+
 def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datetime:
     """Resolve `text` in `timezone` and return it in UTC; ValueError if it is not a date."""
     tz = zone(timezone)
@@ -29,6 +50,7 @@ def parse_due(text: str, timezone: str, *, now: datetime | None = None) -> datet
         parsed = None
     if parsed is None:
         base = (now or datetime.now(UTC)).astimezone(tz).replace(tzinfo=None)
+        text = _next_day_of_month(text, base.date())
         parser = DateDataParser(
             languages=["en"],
             settings={

@@ -25,6 +25,12 @@ NOW = datetime(2026, 11, 23, 13, 30, tzinfo=UTC)  # a Monday, 14:30 in Paris
         ("tonight", "2026-11-23 20:00"),
         ("in 2 hours", "2026-11-23 16:30"),
         ("in 30 minutes", "2026-11-23 15:00"),
+        # a day of the month: the next one (the date reader alone took "the 1st" for January)
+        ("the 1st", "2026-12-01 09:00"),
+        ("the 2nd", "2026-12-02 09:00"),
+        ("on the 25th at 5pm", "2026-11-25 17:00"),
+        ("the 31st", "2026-12-31 09:00"),  # November has none: the next month that has one
+        ("the 3rd of march", "2027-03-03 09:00"),
     ],
 )
 def test_phrases_in_the_users_timezone(phrase: str, paris: str) -> None:

@@ -32,7 +32,7 @@ SEED: dict[str, tuple[str, dict[str, Any], bool]] = {
     "book": ("Read a book", {"tags": ["home"]}, True),
     "report": ("Quarterly report", {"tags": ["work"], "priority": "high"}, False),
 }
-FIELDS = ("title", "completed", "priority", "due", "tags", "description")
+FIELDS = ("title", "completed", "priority", "due", "tags", "description", "recurrence")
 
 
 @dataclass
@@ -167,6 +167,10 @@ def within(minutes: float) -> Callable[[Any], bool]:
         return minutes - 1 <= ahead <= minutes + 1
 
     return check
+
+
+def day_of_month(day: int) -> Callable[[Any], bool]:
+    return lambda due: due is not None and datetime.fromisoformat(due).day == day
 
 
 def is_set(value: Any) -> bool:
@@ -428,6 +432,10 @@ CASES: list[tuple[Say, Check]] = [
     ("do i have anything about the dentist", shows("dentist", absent=("milk",))),
     ("mark the vet as done", completed("vet")),
     ("finished the report", completed("report")),
+    # ---- the repetition first, or as a day of the month
+    ("every monday at 9 water the garden", added("Water the garden", due=weekday(MON, 9), recurrence=is_set)),
+    ("add pay rent on the 1st of every month", added("Pay rent", due=day_of_month(1), recurrence=is_set)),
+    ("add renew the parking permit every month on the 15th", added("Renew the parking permit", due=day_of_month(15))),
     # ---- said in the past tense: done
     ("paid the bills", completed("bills")),
     ("cleaned the garage, tick it off", completed("garage")),

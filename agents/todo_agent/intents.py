@@ -14,6 +14,7 @@ It knows nothing of tasks or tools; `offline.py` decides which tools to call for
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -238,9 +239,27 @@ _RECURRENCE_FIRST = re.compile(rf"^(?P<rec>{_EVERY}){_AT}\s+to\s+(?P<rest>.+)$",
 _RECURRENCE_LAST = re.compile(rf"^(?P<rest>.+?)\s+(?P<rec>{_EVERY}){_AT}$", re.I)
 
 
+# "pay rent on the 1st of every month", "pay rent every month on the 1st"
+_MONTH_DAY = re.compile(
+    r"^(?P<rest>.+?)\s+(?:on\s+the\s+(?P<day>\d{1,2})(?:st|nd|rd|th)\s+of\s+(?:every|each)\s+month"
+    rf"|(?:every|each)\s+month\s+on\s+the\s+(?P<day2>\d{{1,2}})(?:st|nd|rd|th)){_AT}$",
+    re.I,
+)
+_LEADS = ("every", "each", "daily", "weekly", "monthly", "fortnightly")
+_AT_FIRST = re.compile(
+    r"^at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|noon|midnight)\s+(?P<rest>.+)$", re.I
+)
+
+
 def split_recurrence(text: str) -> tuple[str, str | None, str | None]:
     """'every monday at 9 to water the plants' -> ('water the plants', 'every monday', due),
     with the first due time; a phrase that is no repetition ("every friend") stays put."""
+    month_day = _MONTH_DAY.match(text.strip())
+    if month_day is not None:
+        phrase = f"monthly on the {_ordinal(int(month_day['day'] or month_day['day2']))}"
+        with contextlib.suppress(AppError):
+            rule = from_phrase(phrase)
+            return month_day["rest"], phrase, _first_due(rule, month_day["time"])
     for pattern in (_RECURRENCE_FIRST, _RECURRENCE_LAST):
         match = pattern.match(text.strip())
         if match is None:
@@ -254,6 +273,11 @@ def split_recurrence(text: str) -> tuple[str, str | None, str | None]:
     return text, None, None
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _first_due(rule: str, time: str | None) -> str:
     """The first occurrence as a due phrase: the rule's first weekday or day of the month,
     at its time (a day alone is read as 9:00)."""
@@ -265,7 +289,7 @@ def _first_due(rule: str, time: str | None) -> str:
         day = parts["BYDAY"].split(",")[0][-2:]
         return f"{_WEEKDAYS[day]}{clock}"
     if "BYMONTHDAY" in parts and parts["BYMONTHDAY"].isdigit():
-        return f"the {parts['BYMONTHDAY']}th{clock}"
+        return f"the {_ordinal(int(parts['BYMONTHDAY']))}{clock}"
     return f"tomorrow{clock}" if time else "tomorrow"
 
 
@@ -620,6 +644,27 @@ def _done_in_past_tense(text: str, asked: bool) -> Intent | None:
     return Intent("complete", ref=parse_ref(words.strip(_EDGE)))
 
 
+def _repeating_first(text: str) -> Intent | None:
+    """ "every monday at 9 water plants", "every other friday pay the cleaner": an add, read
+    with the longest repetition phrase at the start that is one."""
+    words = text.split()
+    if not words or words[0].lower() not in _LEADS:
+        return None
+    for n in range(min(5, len(words) - 1), 0, -1):
+        phrase = " ".join(words[:n])
+        try:
+            from_phrase(phrase)
+        except AppError:
+            continue
+        rest = " ".join(words[n:])
+        at = _AT_FIRST.match(rest)
+        when = f" at {at['time']}" if at else ""
+        rest = re.sub(r"^to\s+", "", at["rest"] if at else rest)
+        intent = _add(f"{phrase}{when} to {rest}")
+        return intent if intent.kind == "add" and intent.recurrence else None
+    return None
+
+
 def understand(message: str) -> Intent:
     raw = re.sub(r"\s+", " ", message.translate(_QUOTES)).strip()
     if _GREETING.match(raw):
@@ -632,6 +677,9 @@ def understand(message: str) -> Intent:
     past = _done_in_past_tense(text, raw.endswith("?"))
     if past is not None:
         return past
+    repeating = _repeating_first(text)
+    if repeating is not None:
+        return repeating
     # A misspelt verb first: "mrk task 3 as done" must not read as "<task 'mrk task 3 as'> done".
     respelt, unclear = _respell(text)
     if respelt != text:

@@ -107,9 +107,7 @@ class EventHub:
     def close_streams(self) -> None:
         """Shutting down: every open stream ends (with a hint to reconnect), new ones at once."""
         self.closing = True
-        for subscriptions in self._streams.values():
-            for subscription in subscriptions:
-                subscription.ready.set()
+        self._wake_streams()
 
     async def stop(self) -> None:
         """End the streams and the reader; a read in progress finishes first (cancelled in the
